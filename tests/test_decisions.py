@@ -263,6 +263,7 @@ def test_plan_takeaway_names_what_trains():
 def test_boundary_note():
     assert d.boundary_note(20, 0.9) is None
     assert d.boundary_note(500, 0.1) is None
+    assert d.boundary_note(20, None) is None and d.boundary_note(150) is not None
     assert "100-per-class" in d.boundary_note(120, 0.9)
     assert "similarity of 0.55" in d.boundary_note(20, 0.55)
 

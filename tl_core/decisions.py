@@ -482,12 +482,12 @@ def classify_similarity(similarity: float) -> str:
     return "similar" if similarity >= SIMILAR_AT else "different"
 
 
-def boundary_note(n_per_class: int, similarity: float) -> str | None:
+def boundary_note(n_per_class: int, similarity: float | None = None) -> str | None:
     """A warning when a problem sits close to a quadrant boundary, where both neighbouring advices are plausible.
 
     Args:
         n_per_class: Labelled target images per class.
-        similarity: From 0 to 1.
+        similarity: From 0 to 1, or None when only a similar/different answer is known.
 
     Returns:
         A sentence, or None when the problem is clearly inside its cell.
@@ -496,7 +496,7 @@ def boundary_note(n_per_class: int, similarity: float) -> str | None:
     if LOTS_PER_CLASS / 2 <= n_per_class < 2 * LOTS_PER_CLASS:
         near.append(f"{n_per_class} images per class is close to the {LOTS_PER_CLASS}-per-class line between "
                     f"little and lots")
-    if abs(similarity - SIMILAR_AT) < 0.1:
+    if similarity is not None and abs(similarity - SIMILAR_AT) < 0.1:
         near.append(f"a similarity of {similarity:.2f} is close to the {SIMILAR_AT} line between different "
                     f"and similar")
     if not near:
