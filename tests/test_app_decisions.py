@@ -1,0 +1,205 @@
+"""App tests for the decision pages (welcome, matrix, quadrant), the train placeholder and the app-wide sidebar."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+OWN_PAGES = ("pages/welcome.py", "pages/matrix.py", "pages/quadrant.py", "pages/train.py")
+TITLES = {"pages/welcome.py": "🎓 What is transfer learning?", "pages/matrix.py": "🧮 Domain & task matrix",
+          "pages/quadrant.py": "🧭 Size vs similarity", "pages/train.py": "🏋️ Train live"}
+
+# Why the shim: AppTest resets PagesManager.uses_pages_directory before every run, and because this app keeps
+# its pages in a folder called pages/, it then runs the legacy pages/-directory mode: a switched-to page runs
+# WITHOUT app.py (no init_state, no sidebar). A real server leaves that mode for good once any session has run
+# app.py's st.navigation. The shim puts AppTest in that steady state, so these tests exercise the real router.
+_SHIM = """
+import streamlit.testing.v1.app_test as _m
+from streamlit.runtime.pages_manager import PagesManager as _PM
+class _NavigationPagesManager(_PM):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _PM.uses_pages_directory = False
+_m.PagesManager = _NavigationPagesManager
+"""
+
+
+class _NavigationPagesManager(PagesManager):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture()
+def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# ---- smoke ----------------------------------------------------------------------------------------
+def test_every_own_page_renders(app: AppTest):
+    assert app.title[0].value == TITLES["pages/welcome.py"]  # the default page
+    for page in OWN_PAGES:
+        _go(app, page)
+        assert app.title[0].value == TITLES[page]
+        assert [n.key for n in app.sidebar.number_input] == ["seed"]
+        assert not app.warning and not app.error  # no stray warnings (deprecations show as st.warning)
+
+
+def test_welcome_shows_source_and_three_target_previews(app: AppTest):
+    images = app.image
+    assert len(images) == 4
+    graphs = app.get("graphviz_chart")
+    assert len(graphs) == 1 and "Knowledge" in graphs[0].proto.spec
+    assert any("Stand on the shoulders of giants" in m.value for m in app.markdown)
+
+
+def test_sidebar_shows_plan_device_and_seed(app: AppTest):
+    assert "Fine-tune only the final layers · shapesnet" in app.sidebar.caption[0].value
+    assert any(m.value.startswith("**Device:**") for m in app.sidebar.markdown)
+    app.number_input(key="seed").set_value(7).run()
+    assert app.session_state["plan"]["seed"] == 7
+
+
+# ---- matrix -----------------------------------------------------------------------------------------
+# (source_labels, target_labels, same_domain, same_task) -> the setting name the page must show (the course's tree)
+MULTI, SELF, SSB, DA = ("Multi-task learning", "Self-taught learning", "Sample-selection bias / covariate shift",
+                        "Domain adaptation")
+UNSUP = "Unsupervised transfer learning (clustering, dimensionality reduction)"
+NONE = "No transfer needed: ordinary supervised learning"
+MATRIX = {
+    (True, True, True, True): NONE, (True, True, True, False): MULTI, (True, True, False, True): MULTI,
+    (True, True, False, False): MULTI,
+    (False, True, True, True): SELF, (False, True, True, False): SELF, (False, True, False, True): SELF,
+    (False, True, False, False): SELF,
+    (True, False, True, True): SSB, (True, False, True, False): SSB,
+    (True, False, False, True): DA, (True, False, False, False): DA,
+    (False, False, True, True): UNSUP, (False, False, True, False): UNSUP, (False, False, False, True): UNSUP,
+    (False, False, False, False): UNSUP,
+}
+TABLE_ROW = {MULTI: 0, SELF: 1, UNSUP: 2, SSB: 3, DA: 3, NONE: None}
+KEYS = ("matrix.source_labels", "matrix.target_labels", "matrix.same_domain", "matrix.same_task")
+
+
+def test_matrix_page_shows_the_right_setting_for_all_16_answers(app: AppTest):
+    _go(app, "pages/matrix.py")
+    names = set(MATRIX.values())
+    for answers, name in MATRIX.items():
+        for key, value in zip(KEYS, answers):
+            app.radio(key=key).set_value(value)
+        app.run()
+        assert not app.exception
+        shown = {s.value for s in app.subheader}
+        assert name in shown and not (names - {name}) & shown, (answers, shown)
+        tricky = answers[0] and not answers[1]
+        assert any("Tricky" in w.value for w in app.warning) == tricky, answers
+        table = app.dataframe[0].value
+        marked = [i for i, mark in enumerate(table["You"]) if mark]
+        assert marked == ([] if TABLE_ROW[name] is None else [TABLE_ROW[name]]), answers
+        tree = app.get("graphviz_chart")[0].proto.spec
+        assert tree.count('fontcolor="white"') == 1  # exactly one highlighted leaf
+
+
+def test_matrix_answer_survives_navigating_away_and_back(app: AppTest):
+    _go(app, "pages/matrix.py")
+    app.radio(key="matrix.target_labels").set_value(False).run()
+    app.radio(key="matrix.same_domain").set_value(False).run()
+    assert DA in {s.value for s in app.subheader}  # the defaults (labels on both sides) would say multi-task
+    _go(app, "pages/quadrant.py")
+    _go(app, "pages/welcome.py")
+    _go(app, "pages/matrix.py")
+    assert app.radio(key="matrix.target_labels").value is False
+    assert app.radio(key="matrix.same_domain").value is False
+    assert DA in {s.value for s in app.subheader}
+
+
+# ---- quadrant ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n, sim, headline, caveat", [
+    (500, 0.2, "Lots data, different: Re-train from scratch", True),
+    (500, 0.9, "Lots data, similar: Fine-tune all layers", False),
+    (20, 0.9, "Little data, similar: Fine-tune only final layers", False),
+    (20, 0.2, "Little data, different: Fit classifier on initial layers", False),
+])
+def test_quadrant_recommends_per_cell(app: AppTest, n: int, sim: float, headline: str, caveat: bool):
+    _go(app, "pages/quadrant.py")
+    app.slider(key="quadrant.size").set_value(n)
+    app.slider(key="quadrant.similarity").set_value(sim).run()
+    assert not app.exception
+    assert headline in [s.value for s in app.subheader]
+    assert any("pretrained weights still usually beats" in w.value for w in app.warning) == caveat
+
+
+def test_quadrant_own_problem_mode(app: AppTest):
+    _go(app, "pages/quadrant.py")
+    app.radio(key="quadrant.mode").set_value("own").run()
+    app.number_input(key="quadrant.own_n").set_value(5000)
+    app.radio(key="quadrant.own_similar").set_value("different").run()
+    assert "Lots data, different: Re-train from scratch" in [s.value for s in app.subheader]
+    app.number_input(key="quadrant.own_n").set_value(8).run()
+    assert "Little data, different: Fit classifier on initial layers" in [s.value for s in app.subheader]
+
+
+def test_use_this_plan_stores_plan_and_data_and_lands_on_train(app: AppTest):
+    app.number_input(key="seed").set_value(5).run()
+    _go(app, "pages/quadrant.py")
+    app.selectbox(key="quadrant.arch").set_value("resnet18")
+    app.slider(key="quadrant.size").set_value(400)
+    app.slider(key="quadrant.similarity").set_value(0.75).run()
+    app.button(key="quadrant.use").click().run()
+    assert not app.exception
+    plan = app.session_state["plan"]
+    assert (plan["strategy"], plan["arch"], plan["frozen"], plan["seed"]) == ("finetune_all", "resnet18", [], 5)
+    assert plan["lr_mult"]["layer4"] == pytest.approx(0.5) and plan["lr_mult"]["stem"] == pytest.approx(0.5 ** 5)
+    assert (app.session_state["data.n_per_class"], app.session_state["data.similarity"]) == (400, 0.75)
+    assert app.title[0].value == TITLES["pages/train.py"]
+    assert any("Fine-tune all layers · resnet18" in m.value for m in app.markdown)
+    assert "Fine-tune all layers · resnet18" in app.sidebar.caption[0].value
+    assert any("Training arrives with the engine" in i.value for i in app.info)
+
+
+def test_quadrant_knobs_survive_navigating_away_and_back(app: AppTest):
+    _go(app, "pages/quadrant.py")
+    app.slider(key="quadrant.size").set_value(700).run()
+    _go(app, "pages/matrix.py")
+    _go(app, "pages/quadrant.py")
+    assert app.slider(key="quadrant.size").value == 700
+    assert "Lots data, similar: Fine-tune all layers" in [s.value for s in app.subheader]
+
+
+# ---- torch stays out of the decision pages -----------------------------------------------------------
+def test_decision_pages_never_import_torch():
+    script = _SHIM + textwrap.dedent(f"""
+        import json, sys
+        from streamlit.testing.v1 import AppTest
+        at = AppTest.from_file({APP!r}, default_timeout=60)
+        at.run()
+        errors = len(at.exception)
+        for page in ("pages/matrix.py", "pages/quadrant.py", "pages/welcome.py"):
+            at.switch_page(page).run()
+            errors += len(at.exception)
+        print(json.dumps({{"errors": errors, "torch": "torch" in sys.modules,
+                           "title": at.title[0].value}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"errors": 0, "torch": False, "title": TITLES["pages/welcome.py"]}
