@@ -1,0 +1,383 @@
+"""A learner's own dataset: load a zip of class folders or per-class uploads, validate it and report what happened.
+
+Two ways in: a zip in ImageFolder layout (`<class>/<image>`, optionally inside one wrapper folder such as
+`data/<class>/<image>`), or Teachable-Machine-style uploads (`{class name: [(file name, bytes), ...]}`). Both
+produce an `OwnDataset` whose `ValidationReport` lists every skipped file, every colour conversion and every
+blocking problem before any training starts. Torch-free: numpy and PIL only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tl_core.safe_io import Limits, UnsafeInput, decode_image, safe_extract_zip, session_dir
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+MIN_CLASSES = 2  # training needs at least this many classes
+MIN_PER_CLASS = 2  # and at least this many images in each class
+MIN_SIZE, MAX_SIZE = 8, 512  # allowed side of the square images the dataset is resized to
+_JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
+_JUNK_DIRS = {"__macosx", ".git", ".svn", ".ipynb_checkpoints", "$recycle.bin", ".trashes", ".spotlight-v100",
+              ".fseventsd"}
+HIDDEN = "hidden/system file"
+EMPTY = "empty folder"
+OUTSIDE = "not in a class folder"
+
+
+@dataclass
+class Skipped:
+    """A file or folder that was left out, and why."""
+
+    path: str  # as in the upload, for example "cats/notes.txt" or "__MACOSX/"
+    reason: str  # "corrupt image", "not an image", "hidden/system file", "empty folder", "too large", ...
+
+
+@dataclass
+class Converted:
+    """An image whose colour mode was converted to RGB."""
+
+    path: str  # as in the upload
+    from_mode: str  # PIL mode of the file: "CMYK", "I;16" (16-bit), "P" (palette), "RGBA", "LA", "L", ...
+
+
+@dataclass
+class ValidationReport:
+    """What was found in an upload, before any training."""
+
+    classes: list[str]  # class names, in label order
+    counts: dict[str, int]  # usable images per class
+    skipped: list[Skipped] = field(default_factory=list)  # files and folders left out
+    converted: list[Converted] = field(default_factory=list)  # images converted to RGB
+    problems: list[str] = field(default_factory=list)  # blocking: training must not start while any remain
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing blocks training."""
+        return not self.problems
+
+    @property
+    def n_images(self) -> int:
+        """Usable images over all classes."""
+        return sum(self.counts.values())
+
+
+@dataclass
+class OwnDataset:
+    """A learner's images, decoded and resized, with the report about them."""
+
+    report: ValidationReport  # check report.ok before training
+    images: np.ndarray  # (N, 3, S, S) float32 in [0, 1]
+    labels: np.ndarray  # (N,) int64, indices into classes
+    classes: tuple[str, ...]  # class names; equals report.classes
+
+    @property
+    def size(self) -> int:
+        """The side S of the square images."""
+        return int(self.images.shape[-1])
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+
+
+def _is_junk_name(name: str) -> bool:
+    low = name.lower()
+    return low in _JUNK_NAMES or name.startswith(".") or name.startswith("~$")
+
+
+def _is_junk_dir(name: str) -> bool:
+    return name.lower() in _JUNK_DIRS or name.startswith(".")
+
+
+def _check_size(size: int) -> None:
+    if not isinstance(size, int) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"Image size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}; got {size!r}.")
+
+
+def _check_memory(n: int, size: int, limits: Limits) -> None:
+    need = n * 3 * size * size * 4
+    if need > limits.max_array_bytes:
+        raise UnsafeInput(f"{n} images at {size}x{size} pixels need {need / 2**20:.0f} MB of memory; the limit is "
+                          f"{limits.max_array_bytes / 2**20:.0f} MB. Use a smaller image size or fewer images.",
+                          "too large")
+
+
+def _to_array(rgb: PILImage.Image, size: int) -> np.ndarray:
+    """Resize the shorter side to `size`, crop the centre square, return (3, S, S) float32 in [0, 1]."""
+    from PIL import Image, ImageOps
+
+    square = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+    return np.asarray(square, dtype=np.float32).transpose(2, 0, 1) / 255.0  # (H, W, 3) -> (3, S, S)
+
+
+def _class_problems(classes: list[str], counts: dict[str, int], hint: str) -> list[str]:
+    problems: list[str] = []
+    if len(classes) < MIN_CLASSES:
+        if classes:
+            found = f"Found 1 class ({classes[0]!r})"
+        else:
+            found = "Found no class with images"
+        problems.append(f"{found}; training needs at least {MIN_CLASSES}. {hint}")
+    for c in classes:
+        n = counts[c]
+        if n < MIN_PER_CLASS:
+            what = "image" if n == 1 else "images"
+            problems.append(f"Class {c!r} has {n} {what}; each class needs at least {MIN_PER_CLASS}. "
+                            f"Add more to {c!r}.")
+    return problems
+
+
+def _build(items: Iterable[tuple[str, int, str, bytes]], n_max: int, classes: list[str], size: int,
+           limits: Limits, skipped: list[Skipped], problems_hint: str) -> OwnDataset:
+    """Decode (path, label, class, bytes) items into arrays and a report."""
+    _check_memory(n_max, size, limits)
+    images = np.empty((n_max, 3, size, size), dtype=np.float32)  # (N_max, 3, S, S), trimmed below
+    labels = np.empty(n_max, dtype=np.int64)
+    counts = {c: 0 for c in classes}
+    converted: list[Converted] = []
+    n = 0
+    for path, label, cls, data in items:
+        try:
+            rgb, mode = decode_image(data, limits, min_side=size)
+        except UnsafeInput as exc:
+            skipped.append(Skipped(path, exc.reason))
+            continue
+        if mode != "RGB":
+            converted.append(Converted(path, mode))
+        images[n] = _to_array(rgb, size)
+        labels[n] = label
+        counts[cls] += 1
+        n += 1
+    report = ValidationReport(classes=list(classes), counts=counts, skipped=skipped, converted=converted,
+                              problems=_class_problems(classes, counts, problems_hint))
+    if n < n_max:  # some files were skipped
+        images, labels = images[:n].copy(), labels[:n].copy()
+    return OwnDataset(report=report, images=images, labels=labels, classes=tuple(classes))
+
+
+# ---- zip of class folders --------------------------------------------------------------------------------
+
+
+def _visible(folder: Path, root: Path, skipped: list[Skipped]) -> tuple[list[Path], list[Path]]:
+    """(sub-folders, files) of `folder`, sorted, with junk recorded in `skipped` and left out."""
+    dirs: list[Path] = []
+    files: list[Path] = []
+    for p in sorted(folder.iterdir(), key=lambda q: q.name):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            skipped.append(Skipped(rel, "link"))
+        elif p.is_dir():
+            if _is_junk_dir(p.name):
+                skipped.append(Skipped(rel + "/", HIDDEN))
+            else:
+                dirs.append(p)
+        elif _is_junk_name(p.name):
+            skipped.append(Skipped(rel, HIDDEN))
+        else:
+            files.append(p)
+    return dirs, files
+
+
+def _walk_files(folder: Path, root: Path, skipped: list[Skipped]) -> list[Path]:
+    """All non-junk files under `folder`, recursively, in sorted order; empty sub-folders are reported."""
+    dirs, files = _visible(folder, root, skipped)
+    out = list(files)
+    for d in dirs:
+        inner = _walk_files(d, root, skipped)
+        if not inner:
+            skipped.append(Skipped(d.relative_to(root).as_posix() + "/", EMPTY))
+        out.extend(inner)
+    return out
+
+
+def load_folder(root: Path, size: int = 64, limits: Limits = Limits()) -> OwnDataset:
+    """Load an ImageFolder-style folder (`<class>/<image>`, or one wrapper folder around that).
+
+    Class names are the folder names, sorted. Images in sub-folders of a class folder belong to that class.
+
+    Args:
+        root: The folder, already on disk and trusted to stay inside itself (for example from safe_extract_zip).
+        size: Side S of the square images to produce.
+        limits: Per-image and memory limits.
+
+    Returns:
+        The dataset and its report; check `report.ok` before training.
+
+    Raises:
+        ValueError: If `size` is out of range.
+        UnsafeInput: If the decoded images would need more memory than `limits.max_array_bytes`.
+    """
+    _check_size(size)
+    root = Path(root)
+    skipped: list[Skipped] = []
+    base = root
+    dirs, files = _visible(base, root, skipped)
+    # Unwrap single wrapper folders: data/<class>/<image> -> <class>/<image>.
+    for _ in range(8):
+        if len(dirs) != 1 or files:
+            break
+        inner_dirs, inner_files = _visible(dirs[0], root, [])
+        if not inner_dirs or inner_files:
+            break
+        base = dirs[0]
+        dirs, files = _visible(base, root, skipped)
+    for f in files:
+        skipped.append(Skipped(f.relative_to(root).as_posix(), OUTSIDE))
+    classes: list[str] = []
+    per_class: list[list[Path]] = []
+    for d in dirs:
+        found = _walk_files(d, root, skipped)
+        if not found:
+            skipped.append(Skipped(d.relative_to(root).as_posix() + "/", EMPTY))
+            continue
+        classes.append(d.name)
+        per_class.append(found)
+    n_max = sum(len(f) for f in per_class)
+
+    def items() -> Iterable[tuple[str, int, str, bytes]]:
+        for label, (cls, paths) in enumerate(zip(classes, per_class)):
+            for p in paths:
+                rel = p.relative_to(root).as_posix()
+                if p.stat().st_size > limits.max_file_bytes:
+                    skipped.append(Skipped(rel, "too large"))
+                    continue
+                yield rel, label, cls, p.read_bytes()
+
+    hint = ("Add a folder of images for another class." if classes else
+            "Put each class's images in its own folder (for example cats/ and dogs/), zip those folders and "
+            "upload the zip.")
+    return _build(items(), n_max, classes, size, limits, skipped, hint)
+
+
+def load_zip(data: bytes, session_id: str, size: int = 64, limits: Limits = Limits()) -> OwnDataset:
+    """Load a zip of class folders uploaded by a learner.
+
+    The zip is unpacked (safely) into a fresh folder under `session_dir(session_id)` and nowhere else; the
+    unpacked files are deleted again once the images are in memory.
+
+    Args:
+        data: The zip's bytes.
+        session_id: The app session's id (see safe_io.session_dir).
+        size: Side S of the square images to produce.
+        limits: The caps to enforce.
+
+    Returns:
+        The dataset and its report; check `report.ok` before training.
+
+    Raises:
+        UnsafeInput: If the zip itself is refused (see safe_io.safe_extract_zip), with what to do.
+        ValueError: If `size` is out of range.
+    """
+    _check_size(size)
+    work = Path(tempfile.mkdtemp(prefix="zip-", dir=session_dir(session_id)))
+    try:
+        safe_extract_zip(data, work, limits)
+        return load_folder(work, size, limits)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- per-class uploads (Teachable Machine style) ---------------------------------------------------------
+
+
+def load_class_uploads(uploads: dict[str, list[tuple[str, bytes]]], size: int = 64,
+                       limits: Limits = Limits()) -> OwnDataset:
+    """Load images uploaded (or snapped with the camera) class by class.
+
+    Classes keep the order of the dict. A class with fewer than two usable images is a blocking problem.
+
+    Args:
+        uploads: {class name: [(file name, file bytes), ...]}.
+        size: Side S of the square images to produce.
+        limits: `max_files`, `max_file_bytes`, `max_total_bytes`, `max_image_pixels`, `max_array_bytes`.
+
+    Returns:
+        The dataset and its report; check `report.ok` before training.
+
+    Raises:
+        UnsafeInput: If there are more files or bytes than the limits allow.
+        ValueError: If `size` is out of range.
+    """
+    _check_size(size)
+    n_files = sum(len(v) for v in uploads.values())
+    if n_files > limits.max_files:
+        raise UnsafeInput(f"There are {n_files} images; the limit is {limits.max_files}. Remove some.",
+                          "too many files")
+    total = sum(len(b) for v in uploads.values() for _, b in v)
+    if total > limits.max_total_bytes:
+        raise UnsafeInput(f"The images add up to {total / 2**20:.1f} MB; the limit is "
+                          f"{limits.max_total_bytes / 2**20:.1f} MB. Remove some or use smaller images.", "too large")
+    skipped: list[Skipped] = []
+    classes: list[str] = []
+    name_problems: list[str] = []
+    for raw in uploads:
+        name = str(raw).strip()
+        if not name:
+            name_problems.append("A class has no name. Give every class a name.")
+        elif name in classes:
+            name_problems.append(f"Two classes are called {name!r}. Give every class a different name.")
+        classes.append(name)
+
+    def items() -> Iterable[tuple[str, int, str, bytes]]:
+        for label, (cls, files) in enumerate(zip(classes, uploads.values())):
+            for fname, data in files:
+                path = f"{cls}/{fname}"
+                if _is_junk_name(Path(fname).name):
+                    skipped.append(Skipped(path, HIDDEN))
+                    continue
+                yield path, label, cls, data
+
+    ds = _build(items(), n_files, classes, size, limits, skipped, "Add images for another class.")
+    ds.report.problems[:0] = name_problems
+    return ds
+
+
+# ---- splitting -------------------------------------------------------------------------------------------
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into training and validation sets, class by class.
+
+    Every class with at least two images gets at least one image on each side; a class with one image goes
+    to training.
+
+    Args:
+        labels: (N,) integer labels.
+        val_fraction: Share of each class for validation, in (0, 1).
+        seed: Seeds the shuffle.
+
+    Returns:
+        (train indices, validation indices), each sorted, int64, disjoint, together covering 0..N-1.
+
+    Raises:
+        ValueError: If val_fraction is not in (0, 1) or labels is not one-dimensional.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional (N,); got shape {labels.shape}.")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"The validation share must be between 0 and 1 (for example 0.2); got {val_fraction!r}.")
+    rng = np.random.default_rng(seed)
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) < 2:
+            train.append(idx)
+            continue
+        k = min(max(int(round(len(idx) * val_fraction)), 1), len(idx) - 1)
+        val.append(idx[:k])
+        train.append(idx[k:])
+    return _sorted_cat(train), _sorted_cat(val)
+
+
+def _sorted_cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
