@@ -8,7 +8,7 @@ import pytest
 
 from tl_core import decisions as d
 from tl_core.archs import ARCHS
-from tl_core.plan import STRATEGIES
+from tl_core.plan import HEAD_LR_MULT, STRATEGIES
 
 # The seed course's tree, written out by hand for all 16 answer combinations. This is the spec.
 # (source_labels, target_labels, same_domain, same_task) -> setting key
@@ -198,14 +198,14 @@ def test_plan_for_shapesnet_freezes_the_right_groups():
 
     ft_all = d.plan_for("lots", "similar")
     assert (ft_all.strategy, ft_all.frozen, ft_all.pretrained) == ("finetune_all", (), True)
-    assert ft_all.lr_for("head") == pytest.approx(ft_all.lr)
+    assert ft_all.lr_for("head") == pytest.approx(ft_all.lr * HEAD_LR_MULT)  # a new head learns faster
     assert ft_all.lr_for("block4") == pytest.approx(ft_all.lr * 0.5)
     assert ft_all.lr_for("block1") == pytest.approx(ft_all.lr * 0.5 ** 4)
 
     top = d.plan_for("little", "similar")
     assert (top.strategy, top.frozen, top.trainable) == ("finetune_top", ("block1", "block2", "block3"),
                                                          ("block4", "head"))
-    assert top.lr_mult == {}
+    assert top.lr_mult == {"head": HEAD_LR_MULT}  # only the new head learns faster
 
     early = d.plan_for("little", "different")
     assert (early.strategy, early.cut_after, early.frozen) == ("early_classifier", "block2", ("block1", "block2"))

@@ -41,6 +41,7 @@ STRATEGIES: dict[str, Strategy] = {
 
 BN_POLICIES = ("eval", "train")  # frozen BatchNorm: keep running statistics fixed, or let them adapt
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant")  # learning-rate schedule over the run
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_EPOCHS = 500
 MAX_BATCH = 4096
@@ -54,7 +55,7 @@ class Plan:
     strategy: str = "finetune_top"  # key of STRATEGIES
     frozen: tuple[str, ...] = ("block1", "block2", "block3")  # frozen layer groups at the start
     cut_after: str | None = None  # early_classifier only: the last group kept before the new head
-    lr: float = 3e-3  # base learning rate, used as-is by the head
+    lr: float = 3e-3  # base learning rate; each group's is lr * lr_mult[group]
     lr_mult: dict[str, float] = field(default_factory=dict)  # per-group multiplier on lr; missing means 1
     bn_policy: str = "eval"  # BatchNorm in frozen groups: "eval" keeps statistics fixed, "train" updates them
     unfreeze_every: int = 0  # gradual unfreezing: thaw the deepest frozen group every n epochs; 0 is off
@@ -62,6 +63,7 @@ class Plan:
     min_steps: int = 100  # floor on optimiser steps, so tiny datasets still get enough updates
     batch_size: int = 32  # images per optimiser step
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
+    schedule: str = "cosine"  # "cosine" decays every group's LR to zero over the run; "constant" keeps it
     weight_decay: float = 0.0  # L2 penalty
     augment: bool = False  # random flips and shifts; turns off the frozen-feature cache
     seed: int = 0  # seeds weights, shuffling and augmentation
@@ -164,6 +166,8 @@ class Plan:
             raise ValueError(f"bn_policy must be one of {BN_POLICIES}; got {self.bn_policy!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}.")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}; got {self.device!r}.")
         if not (isinstance(self.epochs, int) and 1 <= self.epochs <= MAX_EPOCHS):
@@ -211,8 +215,12 @@ def discriminative_lr_mult(groups: tuple[str, ...], decay: float) -> dict[str, f
     return {g: decay ** (n - 1 - i) for i, g in enumerate(groups)}
 
 
+HEAD_LR_MULT = 10.0  # a new head on pretrained features learns with 10x the body's learning rate
+
+
 def make_plan(strategy: str, *, arch: str = "shapesnet", freeze_first: int | None = None,
-              cut_after: str | None = None, lr_decay: float | None = None, **overrides: Any) -> Plan:
+              cut_after: str | None = None, lr_decay: float | None = None, head_mult: float | None = None,
+              **overrides: Any) -> Plan:
     """Build a consistent plan for one of the five strategies.
 
     Args:
@@ -221,6 +229,8 @@ def make_plan(strategy: str, *, arch: str = "shapesnet", freeze_first: int | Non
         freeze_first: finetune_top only: how many leading groups to freeze (default: all but the last body group).
         cut_after: early_classifier only: the last group kept (default: the second group).
         lr_decay: If set, discriminative LRs decaying by this factor per group towards the input.
+        head_mult: LR multiplier of the new head (default HEAD_LR_MULT when starting from pretrained weights,
+            1 for scratch, where every layer is equally new).
         **overrides: Any other Plan field.
 
     Returns:
@@ -249,6 +259,11 @@ def make_plan(strategy: str, *, arch: str = "shapesnet", freeze_first: int | Non
         frozen = body[: body.index(cut_after) + 1]
     plan = Plan(arch=arch, strategy=strategy, frozen=frozen,
                 cut_after=cut_after if strategy == "early_classifier" else None, **overrides)
-    if lr_decay is not None:
-        plan = replace(plan, lr_mult=discriminative_lr_mult(plan.groups, lr_decay))
+    if "lr_mult" not in overrides:
+        mult = discriminative_lr_mult(plan.groups, lr_decay) if lr_decay is not None else {}
+        if head_mult is None:
+            head_mult = HEAD_LR_MULT if plan.pretrained else 1.0
+        if head_mult != 1.0:
+            mult["head"] = head_mult
+        plan = replace(plan, lr_mult=mult)
     return plan.validate()

@@ -50,7 +50,11 @@ MAX_NOISE = 0.12  # Gaussian pixel-noise sigma at shift 1
 BLOB_AMPLITUDE = 0.12  # scale of the random low-frequency colour blobs at shift 1 (per-channel std ~0.7x this)
 PATTERN_AMPLITUDE = 0.1  # peak amplitude of the stripes / checker pattern at shift 1
 PATTERN_FREQ = (0.1, 0.3)  # cycles per pixel of the background stripes / checker
-GRATING_FREQ = (0.08, 0.2)  # cycles per pixel of the orientation task's grating (periods 5 to 12.5 px)
+# The orientation task's grating is fine (periods 3 to 4 px) and faint: early, full-resolution filters see it,
+# while the pooled, rotation-invariant late features of the source model mostly do not (calibrated with
+# the quadrant tests: early-layer classifiers beat the final frozen features at 20 images per class).
+GRATING_FREQ = (0.25, 0.33)  # cycles per pixel of the orientation task's grating
+GRATING_GAP = (0.1, 0.15)  # luminance gap between the grating's two colours
 GRATING_JITTER_DEG = 5.0  # the grating's orientation varies by up to this around its class angle
 OUTLINE_PX = 1.5  # line width of the "outline" style
 _BLOB_GRID = 4  # the blobs are a 4x4 grid of random colours, bilinearly upsampled
@@ -409,7 +413,10 @@ def _draw(task: str, n_classes: int, n_per_class: int, rng: np.random.Generator)
     gap = MIN_CONTRAST + 0.005 + extra  # (2, N); the 0.005 is margin over the guarantee for float rounding
     if task == "orientation":
         g_a = colours[2]
-        g_b = _separate(g_a, colours[3], gap[1])  # the grating itself is always visible
+        g_gap = (GRATING_GAP[0] + extra[1] / CONTRAST_SPREAD * (GRATING_GAP[1] - GRATING_GAP[0])).astype(f32)
+        g_b = _separate(g_a, colours[3], np.full(n, 0.5, f32))  # a colour at least 0.5 away in luminance...
+        scale = g_gap / np.maximum(np.abs(_luma(g_b) - _luma(g_a)), 1e-6)  # ...pulled back to the drawn gap
+        g_b = (g_a + scale[:, None] * (g_b - g_a)).astype(f32)
         background = (g_a + g_b) / 2
     else:
         g_a, g_b, background = colours[2], colours[3], colours[0]

@@ -1,0 +1,231 @@
+"""One process-wide job manager: training runs off the UI thread, a concurrency limit, a fair queue and cancel.
+
+Every browser session submits its runs here. At most `limit` jobs run at once (default: the CPU's cores, or 1 on
+a GPU); the rest wait in a queue that takes one job per session in turn, so a student who queues twice cannot
+push everyone else back. A job streams records into its own thread-safe buffer, which the page redraws from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tl_core.records import RecordBuffer
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINAL_STATES = (DONE, FAILED, CANCELLED)
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: where to write records, and the flag that asks it to stop."""
+
+    buffer: RecordBuffer
+    cancel: threading.Event
+
+    def emit(self, item: Any) -> None:
+        self.buffer.append(item)
+
+
+@dataclass
+class Job:
+    """A unit of work owned by one session."""
+
+    id: int
+    owner: str  # the session that submitted it
+    label: str  # shown in queue messages
+    fn: Callable[[JobContext], Any]
+    state: str = QUEUED
+    buffer: RecordBuffer = field(default_factory=RecordBuffer)
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: str | None = None  # a message for the learner when the job failed
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    done_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def finished_ok(self) -> bool:
+        return self.state == DONE
+
+    @property
+    def active(self) -> bool:
+        return self.state in (QUEUED, RUNNING)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (for scripts and tests; the UI polls instead)."""
+        return self.done_event.wait(timeout)
+
+
+def default_limit() -> int:
+    """The number of CPU cores, or 1 when a CUDA GPU will do the training (it does not share well)."""
+    import sys
+
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None and torch_mod.cuda.is_available():
+        return 1
+    env = os.environ.get("TLP_MAX_CONCURRENT_JOBS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, os.cpu_count() or 1)
+
+
+class JobManager:
+    """Runs jobs on worker threads, at most `limit` at a time, taking queued jobs round-robin by owner."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit if limit is not None else default_limit()
+        if self.limit < 1:
+            raise ValueError(f"The concurrency limit must be at least 1; got {self.limit}.")
+        self._lock = threading.Condition()
+        self._jobs: dict[int, Job] = {}
+        self._queue: list[Job] = []  # waiting jobs in submission order
+        self._running: set[int] = set()
+        self._last_served: dict[str, int] = {}  # owner -> ticket of its last start (for fairness)
+        self._tickets = itertools.count()
+        self._ids = itertools.count(1)
+
+    # ---- submitting and scheduling ----
+    def submit(self, fn: Callable[[JobContext], Any], *, owner: str, label: str = "run") -> Job:
+        """Queue a job. If the owner already has an active job, that job is returned instead (Start twice is safe).
+
+        Args:
+            fn: Called on a worker thread with a JobContext; its return value becomes `job.result`.
+            owner: The session id.
+            label: Shown in queue messages.
+        """
+        with self._lock:
+            for job in self._jobs.values():
+                if job.owner == owner and job.active:
+                    return job
+            job = Job(next(self._ids), owner, label, fn)
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._dispatch()
+            return job
+
+    def _next(self) -> Job | None:
+        """The queued job whose owner was served longest ago (never-served owners first, then FIFO)."""
+        if not self._queue:
+            return None
+        return min(self._queue, key=lambda j: (self._last_served.get(j.owner, -1), j.id))
+
+    def _dispatch(self) -> None:  # call with the lock held
+        while len(self._running) < self.limit:
+            job = self._next()
+            if job is None:
+                return
+            self._queue.remove(job)
+            self._running.add(job.id)
+            self._last_served[job.owner] = next(self._tickets)
+            job.state, job.started = RUNNING, time.monotonic()
+            threading.Thread(target=self._work, args=(job,), name=f"tl-job-{job.id}", daemon=True).start()
+
+    def _work(self, job: Job) -> None:
+        state, error, result = DONE, None, None
+        try:
+            if job.cancel_event.is_set():
+                state = CANCELLED
+            else:
+                result = job.fn(JobContext(job.buffer, job.cancel_event))
+                if job.cancel_event.is_set():
+                    state = CANCELLED
+        except Exception as e:  # noqa: BLE001 - any failure becomes a message for the learner
+            state = FAILED
+            error = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        with self._lock:
+            job.result, job.error, job.state, job.finished = result, error, state, time.monotonic()
+            self._running.discard(job.id)
+            self._dispatch()
+            self._lock.notify_all()
+        job.done_event.set()
+
+    # ---- asking about jobs ----
+    def get(self, job_id: int | None) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id) if job_id is not None else None
+
+    def position(self, job: Job) -> int:
+        """How many runs will start before this one: 0 if it is running or will start next."""
+        with self._lock:
+            if job.state != QUEUED:
+                return 0
+            order: list[Job] = []
+            queue = list(self._queue)
+            served = dict(self._last_served)
+            tick = 10**12
+            while queue:
+                nxt = min(queue, key=lambda j: (served.get(j.owner, -1), j.id))
+                if nxt is job:
+                    return len(order)
+                order.append(nxt)
+                queue.remove(nxt)
+                served[nxt.owner] = tick
+                tick += 1
+            return len(order)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"running": len(self._running), "queued": len(self._queue), "limit": self.limit}
+
+    def jobs_of(self, owner: str) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if j.owner == owner]
+
+    # ---- stopping ----
+    def cancel(self, job_id: int | None) -> bool:
+        """Ask a job to stop. Safe to call twice, or on a finished job. Returns whether it was active."""
+        with self._lock:
+            job = self._jobs.get(job_id) if job_id is not None else None
+            if job is None or not job.active:
+                return False
+            job.cancel_event.set()
+            if job.state == QUEUED:
+                self._queue.remove(job)
+                job.state, job.finished = CANCELLED, time.monotonic()
+                job.done_event.set()
+            return True
+
+    def cancel_owner(self, owner: str) -> int:
+        """Cancel every active job of a session (the session ended). Returns how many were cancelled."""
+        with self._lock:
+            ids = [j.id for j in self._jobs.values() if j.owner == owner and j.active]
+        return sum(self.cancel(i) for i in ids)
+
+    def forget(self, owner: str) -> None:
+        """Drop a session's finished jobs from memory."""
+        with self._lock:
+            for jid in [j.id for j in self._jobs.values() if j.owner == owner and not j.active]:
+                del self._jobs[jid]
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing runs or waits (for tests and benchmarks)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._running or self._queue:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(left)
+            return True
+
+
+_MANAGER: JobManager | None = None
+_MANAGER_LOCK = threading.Lock()
+
+
+def get_manager() -> JobManager:
+    """The process-wide manager, created on first use."""
+    global _MANAGER
+    with _MANAGER_LOCK:
+        if _MANAGER is None:
+            _MANAGER = JobManager()
+        return _MANAGER

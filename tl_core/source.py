@@ -1,0 +1,77 @@
+"""The shipped source model: ShapesNet pretrained on the source shapes, loaded safely and checked against its manifest."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tl_core.models import ShapesNet, count_params
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MODEL_FILE = ASSETS / "source_model.pt"
+MANIFEST_FILE = ASSETS / "source_model.json"
+REBUILD_HINT = "Recreate it with: python -m tl_core.pretrain"
+
+
+class SourceModelError(RuntimeError):
+    """The shipped source model is missing or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The pretrained model (shared and read-only: copy before training) and its manifest."""
+
+    model: ShapesNet
+    manifest: dict[str, Any]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.manifest["classes"])
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_source_model_from(model_file: Path, manifest_file: Path) -> SourceModel:
+    """Load and verify a source model.
+
+    Raises:
+        SourceModelError: If a file is missing, the checksum or parameter count differs from the manifest,
+            or the weights do not fit ShapesNet.
+    """
+    if not model_file.exists() or not manifest_file.exists():
+        raise SourceModelError(f"The shipped source model is missing ({model_file.name} or {manifest_file.name}). "
+                               f"{REBUILD_HINT}")
+    manifest = json.loads(manifest_file.read_text())
+    digest = sha256_of(model_file)
+    if digest != manifest.get("sha256"):
+        raise SourceModelError(f"{model_file.name} does not match its manifest (sha256 {digest[:12]}… vs "
+                               f"{str(manifest.get('sha256'))[:12]}…). {REBUILD_HINT}")
+    state = torch.load(model_file, map_location="cpu", weights_only=True)
+    model = ShapesNet(num_classes=len(manifest["classes"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise SourceModelError(f"{model_file.name} does not fit ShapesNet: {e}. {REBUILD_HINT}") from None
+    if count_params(model) != manifest.get("num_params"):
+        raise SourceModelError(f"Parameter count {count_params(model)} differs from the manifest's "
+                               f"{manifest.get('num_params')}. {REBUILD_HINT}")
+    return SourceModel(model.eval(), manifest)
+
+
+@functools.lru_cache(maxsize=1)
+def load_source_model() -> SourceModel:
+    """The shipped source model, loaded once per process and shared (never mutate it)."""
+    return load_source_model_from(MODEL_FILE, MANIFEST_FILE)
