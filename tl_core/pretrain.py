@@ -42,8 +42,12 @@ def pretrain(recipe: Recipe = Recipe(), model_file: Path = MODEL_FILE, manifest_
     va = TensorData.from_shapes(shapes.make_source(recipe.n_val_per_class, recipe.seed, "val"))
     plan = make_plan("scratch", epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=recipe.seed,
                      min_steps=0, device="cpu")
-    res = train(plan, tr, va, on_record=lambda r: log(f"epoch {r.epoch + 1}: val acc {r.val_acc:.3f}")
-                if r.kind == "epoch" else None)
+
+    def report(r) -> None:
+        if r.kind == "epoch" and r.val_acc is not None:
+            log(f"epoch {r.epoch + 1}/{recipe.epochs}: validation accuracy {r.val_acc:.3f}")
+
+    res = train(plan, tr, va, on_record=report, max_val_evals=recipe.epochs)
     te_data = shapes.make_source(recipe.n_test_per_class, recipe.seed, "test")
     model_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(res.state_dict, model_file)
