@@ -2,7 +2,7 @@
 
 After fastai's ActivationStats, only scalars are kept. Norms are batched with `torch._foreach_norm` and reduced per
 group on the device; the step's loss rides along, so a step costs a single `.tolist()` however many parameters
-there are. The update ratio ‖Δw‖/‖w‖ needs a copy of the weights before the optimizer step, so it is sampled every
+there are; the per-group sums of a few dozen floats happen on the host. The update ratio ‖Δw‖/‖w‖ needs a copy of the weights before the optimizer step, so it is sampled every
 `ratio_every` steps into preallocated buffers.
 """
 
@@ -33,6 +33,7 @@ class GradTracker:
         self._initial = [p.detach().clone() for p in self._flat]  # for drift
         self._step = 0
         self._sampling = False
+        self._owner_list = self._owner.tolist()
 
     # ---- around the optimizer step ----
     def before_step(self) -> None:
@@ -45,36 +46,47 @@ class GradTracker:
             else:
                 torch._foreach_copy_(self._prev, live)
 
-    def after_step(self, loss: torch.Tensor) -> tuple[float, dict[str, float | None], dict[str, float | None] | None]:
-        """Call after optimizer.step(). Returns (loss, grad-norm per group, update ratio per group or None).
+    def after_step(self, loss: torch.Tensor, *extra: torch.Tensor
+                   ) -> tuple[list[float], dict[str, float | None], dict[str, float | None] | None]:
+        """Call after optimizer.step().
 
-        A group whose parameters all have requires_grad=False reports None ("frozen"), not zero.
+        Args:
+            loss: The step's loss (a float32 scalar).
+            *extra: More float32 scalars to bring to the host in the same sync (e.g. the batch's correct count).
+
+        Returns:
+            ([loss, *extra] as floats, grad-norm per group, update ratio per group or None when not sampled).
+            A group whose parameters all have requires_grad=False reports None ("frozen"), not zero.
         """
-        G = len(self.groups)
-        live = [p for p in self._flat if p.grad is not None]
-        sq = torch.zeros(G, device=self._owner.device)
-        if live:
-            norms = torch.stack(torch._foreach_norm([p.grad for p in live]))  # (P_live,)
-            idx = self._owner[[i for i, p in enumerate(self._flat) if p.grad is not None]]
-            sq.index_add_(0, idx, norms.float() ** 2)
-        parts = [loss.detach().float().reshape(1), sq]
-        if self._sampling and self._prev is not None:
+        grads = [p.grad for p in self._flat if p.grad is not None]
+        live = [p.grad is not None for p in self._flat]
+        scalars = [loss.detach().reshape(()), *(e.detach().reshape(()) for e in extra)]
+        scalars += torch._foreach_norm(grads) if grads else []  # one norm per parameter, batched
+        sampled = self._sampling and self._prev is not None
+        if sampled:
             weights = [p.detach() for p in self._flat]
-            delta = torch._foreach_sub(weights, self._prev)
-            dn = torch.stack(torch._foreach_norm(delta)).float() ** 2  # (P,)
-            wn = torch.stack(torch._foreach_norm(weights)).float() ** 2  # (P,)
-            parts += [torch.zeros(G, device=sq.device).index_add_(0, self._owner, dn),
-                      torch.zeros(G, device=sq.device).index_add_(0, self._owner, wn)]
-        values = torch.cat(parts).tolist()  # the one host sync of the step
+            scalars += torch._foreach_norm(torch._foreach_sub(weights, self._prev))  # ‖Δw‖ per parameter
+            scalars += torch._foreach_norm(weights)  # ‖w‖ per parameter
+        values = torch.stack([t.float() if t.dtype != torch.float32 else t for t in scalars]).tolist()  # one sync
         self._step += 1
+        k = 1 + len(extra)
+        head, it = values[:k], iter(values[k:])
+        sq = [0.0] * len(self.groups)
+        for owner, has in zip(self._owner_list, live):  # reduce per group on the host: a few dozen floats
+            if has:
+                sq[owner] += next(it) ** 2
         trainable = [any(p.requires_grad for p in self.params[g]) for g in self.groups]
-        grad = {g: (math.sqrt(values[1 + i]) if trainable[i] else None) for i, g in enumerate(self.groups)}
+        grad = {g: (math.sqrt(sq[i]) if trainable[i] else None) for i, g in enumerate(self.groups)}
         ratio = None
-        if len(values) > 1 + G:
-            d, w = values[1 + G: 1 + 2 * G], values[1 + 2 * G:]
+        if sampled:
+            d, w = [0.0] * len(self.groups), [0.0] * len(self.groups)
+            for owner in self._owner_list:
+                d[owner] += next(it) ** 2
+            for owner in self._owner_list:
+                w[owner] += next(it) ** 2
             ratio = {g: (math.sqrt(d[i]) / (math.sqrt(w[i]) + 1e-12) if trainable[i] else None)
                      for i, g in enumerate(self.groups)}
-        return values[0], grad, ratio
+        return head, grad, ratio
 
     def drift(self) -> dict[str, float]:
         """Each group's relative distance from its initial (pretrained) weights: ‖w − w₀‖ / ‖w₀‖."""

@@ -8,6 +8,7 @@ clear reason when the loss becomes NaN or infinite, and is deterministic on the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -142,8 +143,8 @@ class Trainer:
             shared pretrained model. Ignored by the scratch strategy.
         on_record: Called with every record, from the training thread.
         cancel: Set it from any thread to stop at the next step.
-        ratio_every: Sample the update-to-weight ratio every n steps (default: every step for models under
-            one million parameters, else every 10).
+        ratio_every: Sample the update-to-weight ratio every n steps (default: every 5th step for models
+            under one million parameters, else every 20th; it needs a copy of the weights).
         keep_weights: Return the trained state_dict (for download).
         cache_frozen: Compute a never-changing frozen prefix once (turn off only to measure what it saves).
         max_val_evals: Validate after at most this many evenly spaced epochs (always after the last).
@@ -219,7 +220,7 @@ class Trainer:
         amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
 
         def autocast():
-            return torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_cuda)
+            return torch.autocast(device_type="cuda", dtype=amp_dtype) if use_cuda else contextlib.nullcontext()
 
         def prepare(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -255,7 +256,7 @@ class Trainer:
         use_scaler = use_cuda and amp_dtype == torch.float16
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         ratio_every = self.ratio_every if self.ratio_every is not None else (
-            1 if res.total_params < 1_000_000 else 10)
+            5 if res.total_params < 1_000_000 else 20)
         tracker = GradTracker(params, ratio_every=ratio_every)
         gen = torch.Generator().manual_seed(plan.seed + 1)
         n = len(y_train)
@@ -288,9 +289,7 @@ class Trainer:
                         self._emit(EventRecord(f"Epoch {epoch + 1}: unfroze {g}."))
                 set_train_mode(gm)  # the suffix `net` shares its modules with `model`
                 perm = torch.randperm(n, generator=gen).to(device)
-                loss_sum = torch.zeros((), device=device)
-                correct = torch.zeros((), device=device, dtype=torch.long)
-                seen, pos = 0, 0
+                loss_sum, correct, seen, pos = 0.0, 0.0, 0, 0
                 while pos < n:
                     idx = perm[pos:pos + batch]
                     if len(idx) == 1 and n > 1:  # a batch of one breaks BatchNorm; drop the remainder
@@ -326,13 +325,14 @@ class Trainer:
                     tracker.before_step()
                     scaler.step(optimizer)
                     scaler.update()
-                    loss_v, grads, ratios = tracker.after_step(loss)
+                    (loss_v, n_right), grads, ratios = tracker.after_step(
+                        loss.float(), (logits.detach().argmax(1) == yb).sum(dtype=torch.float32))
                     optimizer.zero_grad(set_to_none=True)
                     if not math.isfinite(loss_v):
                         raise Diverged(f"The loss became {loss_v} at step {step + 1} (epoch {epoch + 1}). The learning "
                                        f"rate {plan.lr:g} is probably too high; try {min(plan.lr / 10, 3e-3):g}.")
-                    loss_sum += loss.detach().float() * len(idx)
-                    correct += (logits.detach().argmax(1) == yb).sum()
+                    loss_sum += loss_v * len(idx)
+                    correct += n_right
                     seen += len(idx)
                     self._emit(StepRecord(step, epoch, loss_v, {pg["name"]: pg["lr"] for pg in optimizer.param_groups},
                                           grads, ratios))
@@ -344,8 +344,7 @@ class Trainer:
                     val_logits = _forward_batches(net, x_val, 256, autocast)
                     val_loss = F.cross_entropy(val_logits, y_val).item()
                     val_acc = (val_logits.argmax(1) == y_val).float().mean().item()
-                tl, tc = torch.stack([loss_sum.float(), correct.float()]).tolist()
-                self._emit(EpochRecord(epoch, tl / max(seen, 1), tc / max(seen, 1), val_loss, val_acc,
+                self._emit(EpochRecord(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
                                        time.perf_counter() - t0, thawed))
         except Cancelled:
             res.status, res.reason = "cancelled", f"Stopped by request after {step} steps; the finished epochs are kept."
