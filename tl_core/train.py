@@ -129,6 +129,55 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], to
                       top_losses=top, classes=tuple(classes))
 
 
+@dataclass
+class BuiltModel:
+    """A model made for a plan, seen through its layer groups, with the plan's freezing applied."""
+
+    model: nn.Module  # the whole model (a cut model for the early classifier)
+    chain: list[models.Stage]  # its forward pass as stages
+    side: dict[str, nn.Module]  # side branches outside the chain (Inception's aux head), by group
+    grouped: GroupedModel  # parameters and modules per group, and which groups are frozen
+
+
+def build_for_plan(plan: Plan, n_classes: int, data_size: int, base: nn.Module | None = None) -> BuiltModel:
+    """Make the model a plan describes and freeze its groups (nothing is trained yet).
+
+    Args:
+        plan: A valid plan.
+        n_classes: Outputs of the new head.
+        data_size: Side length of the input images (to size an early cut's head).
+        base: The pretrained model to copy (default: the architecture's shared pretrained model).
+
+    Returns:
+        The model, its stage chain and its grouped view, on the CPU.
+    """
+    torch.manual_seed(plan.seed)
+    if plan.pretrained:
+        model = copy.deepcopy(base if base is not None else pretrained_base(plan.arch))
+        models.replace_head(model, plan.arch, n_classes)
+    else:
+        model = models.build_model(plan.arch, n_classes)
+    model.requires_grad_(True)  # the shared base may carry flags; freezing is applied from the plan alone
+    if plan.strategy == "early_classifier":
+        model = models.cut_model(model, plan.arch, plan.cut_after, n_classes, data_size)
+        chain, side = models.cut_stages(model), {}
+    else:
+        chain, side = models.stages(model, plan.arch), models._side_branches(model, plan.arch)
+    params: dict[str, list[nn.Parameter]] = OrderedDict()
+    modules: dict[str, list[nn.Module]] = OrderedDict()
+    for st in chain:
+        if st.group is not None:
+            params.setdefault(st.group, []).extend(st.module.parameters())
+            modules.setdefault(st.group, []).append(st.module)
+    for g, m in side.items():
+        params.setdefault(g, []).extend(m.parameters())
+        modules.setdefault(g, []).append(m)
+    params = OrderedDict((g, params[g]) for g in plan.groups if g in params)
+    gm = GroupedModel(model, params, modules, bn_policy=plan.bn_policy)
+    freeze(gm, [g for g in plan.frozen if g in params])
+    return BuiltModel(model, chain, side, gm)
+
+
 class Trainer:
     """One run of one plan. Use `train(...)` for the common case."""
 
@@ -172,21 +221,6 @@ class Trainer:
         if self.on_record is not None:
             self.on_record(rec)
 
-    def _build(self, n_classes: int, data_size: int) -> tuple[nn.Module, list[models.Stage]]:
-        plan = self.plan
-        torch.manual_seed(plan.seed)
-        if plan.pretrained:
-            base = self.base if self.base is not None else pretrained_base(plan.arch)
-            model = copy.deepcopy(base)
-            models.replace_head(model, plan.arch, n_classes)
-        else:
-            model = models.build_model(plan.arch, n_classes)
-        model.requires_grad_(True)  # the shared base may carry flags; freezing is applied from the plan alone
-        if plan.strategy == "early_classifier":
-            model = models.cut_model(model, plan.arch, plan.cut_after, n_classes, data_size)
-            return model, models.cut_stages(model)
-        return model, models.stages(model, plan.arch)
-
     # ---- the run ----
     def run(self) -> RunResult:
         plan, res = self.plan, self.result
@@ -195,20 +229,9 @@ class Trainer:
         res.device = str(device)
         classes = self.train_data.classes
         data_size = int(self.train_data.x.shape[-1])
-        model, chain = self._build(len(classes), data_size)
-        side = models._side_branches(model, plan.arch) if plan.strategy != "early_classifier" else {}
-        params: dict[str, list[nn.Parameter]] = OrderedDict()
-        modules: dict[str, list[nn.Module]] = OrderedDict()
-        for st in chain:
-            if st.group is not None:
-                params.setdefault(st.group, []).extend(st.module.parameters())
-                modules.setdefault(st.group, []).append(st.module)
-        for g, m in side.items():
-            params.setdefault(g, []).extend(m.parameters())
-            modules.setdefault(g, []).append(m)
-        params = OrderedDict((g, params[g]) for g in plan.groups if g in params)
-        gm = GroupedModel(model, params, modules, bn_policy=plan.bn_policy)
-        freeze(gm, [g for g in plan.frozen if g in params])
+        built = build_for_plan(plan, len(classes), data_size, base=self.base)
+        model, chain, gm = built.model, built.chain, built.grouped
+        side = built.side
         res.groups = gm.groups
         res.total_params = models.count_params(model)
 
@@ -257,7 +280,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         ratio_every = self.ratio_every if self.ratio_every is not None else (
             5 if res.total_params < 1_000_000 else 20)
-        tracker = GradTracker(params, ratio_every=ratio_every)
+        tracker = GradTracker(gm.params, ratio_every=ratio_every)
         gen = torch.Generator().manual_seed(plan.seed + 1)
         n = len(y_train)
         batch = plan.batch_size
@@ -276,6 +299,7 @@ class Trainer:
 
         self._emit(StartRecord(total_steps=total_steps, epochs=epochs, groups=gm.groups, frozen=tuple(sorted(
             gm.frozen, key=gm.groups.index)), cached=res.cached_prefix))
+        explode_at = 100 * math.log(max(len(classes), 2))  # 100x the loss of a uniform guess: divergence
         step = 0
         halved = False
         try:
@@ -328,8 +352,9 @@ class Trainer:
                     (loss_v, n_right), grads, ratios = tracker.after_step(
                         loss.float(), (logits.detach().argmax(1) == yb).sum(dtype=torch.float32))
                     optimizer.zero_grad(set_to_none=True)
-                    if not math.isfinite(loss_v):
-                        raise Diverged(f"The loss became {loss_v} at step {step + 1} (epoch {epoch + 1}). The learning "
+                    if not math.isfinite(loss_v) or loss_v > explode_at:
+                        what = f"became {loss_v}" if not math.isfinite(loss_v) else f"exploded to {loss_v:.3g}"
+                        raise Diverged(f"The loss {what} at step {step + 1} (epoch {epoch + 1}). The learning "
                                        f"rate {plan.lr:g} is probably too high; try {min(plan.lr / 10, 3e-3):g}.")
                     loss_sum += loss_v * len(idx)
                     correct += n_right
