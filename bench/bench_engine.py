@@ -86,12 +86,94 @@ def tracker_overhead(arch: str, size: int, n: int, steps: int, batch: int = 32, 
                    goal=">= 0.98", runs=[round(r, 3) for r in ratios])
 
 
+def cached_frozen_speedup(n: int = 512, epochs: int = 10, size: int = 64, batch: int = 32) -> dict:
+    """Fixed feature extraction on resnet18 at 64 px, 10 epochs: the trainer with its frozen-feature cache over a
+    plain loop that runs the frozen backbone every epoch (same model, data, batch size, optimizer)."""
+    torch.manual_seed(0)
+    base = models.build_model("resnet18", 4)
+    x = torch.rand(n, 3, size, size)
+    y = torch.randint(0, 4, (n,))
+    data = TensorData(x, y, ("a", "b", "c", "d"))
+    val = TensorData(x[:64], y[:64], data.classes)
+    plan = make_plan("feature_extract", arch="resnet18", epochs=epochs, min_steps=0, batch_size=batch, device="cpu")
+
+    def naive() -> float:
+        model = copy.deepcopy(base)
+        models.replace_head(model, "resnet18", 4)
+        model.requires_grad_(False)
+        head = models.get_classifier(model, "resnet18")
+        head.requires_grad_(True)
+        model.eval().to(memory_format=torch.channels_last)  # frozen backbone: BatchNorm keeps its statistics
+        opt = torch.optim.Adam(head.parameters(), lr=plan.lr_for("head"), foreach=True)
+        pre = models.preprocess_for("resnet18", size)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            perm = torch.randperm(n)
+            for i in range(0, n, batch):
+                idx = perm[i:i + batch]
+                out = model(pre(x[idx]).contiguous(memory_format=torch.channels_last))
+                loss = F.cross_entropy(out, y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                loss.item()
+        return time.perf_counter() - t0
+
+    def cached() -> float:
+        t0 = time.perf_counter()
+        res = train(plan, data, val, base=base, keep_weights=False, max_val_evals=1)
+        assert res.cached_prefix, "the trainer did not cache the frozen backbone"
+        return time.perf_counter() - t0
+
+    t_naive, t_cached = naive(), cached()
+    return _figure("cached_frozen_speedup", t_naive / t_cached, "x", goal=">= 8 (limit 10)",
+                   naive_s=round(t_naive, 2), cached_s=round(t_cached, 2))
+
+
+def race_wall_s() -> dict:
+    """From loading the shipped source model to results for four strategies on the "few and similar" target."""
+    from tl_core import source
+    from tl_core.race import race_lanes, run_race
+    from tl_core.scenarios import DataSpec, make_data
+
+    source.load_source_model.cache_clear()
+    make_data.cache_clear()
+    t0 = time.perf_counter()
+    base = source.load_source_model().model
+    tr, va = make_data(DataSpec(n_per_class=20, similarity=1.0))
+    results = run_race(race_lanes(), tr, va, base=base, keep_weights=False)
+    wall = time.perf_counter() - t0
+    assert all(r.ok for r in results.values())
+    return _figure("race_wall_s", wall, "s", goal="<= 5",
+                   accuracy={k: round(r.final_val_acc, 3) for k, r in results.items()})
+
+
+def sweep_wall_s() -> dict:
+    """4 sizes x 2 similarities x 4 strategies, 1 seed."""
+    from tl_core.race import SWEEP_SIMILARITIES, SWEEP_SIZES, run_sweep
+    from tl_core.source import load_source_model
+
+    base = load_source_model().model
+    t0 = time.perf_counter()
+    cells = run_sweep(SWEEP_SIZES, SWEEP_SIMILARITIES, base=base)
+    wall = time.perf_counter() - t0
+    assert len(cells) == len(SWEEP_SIZES) * len(SWEEP_SIMILARITIES)
+    return _figure("sweep_wall_s", wall, "s", goal="<= 30",
+                   winners={f"{c.n_per_class}x{c.similarity}": c.winner for c in cells})
+
+
 def run() -> list[dict]:
     return [
-        tracker_overhead("shapesnet", 32, n=1024, steps=200),
+        tracker_overhead("shapesnet", 32, n=1024, steps=200, repeats=5),
+        tracker_overhead("resnet18", 64, n=256, steps=24, repeats=3),
+        cached_frozen_speedup(),
+        race_wall_s(),
+        sweep_wall_s(),
     ]
 
 
 if __name__ == "__main__":
-    for rec in run():
-        print(json.dumps(rec), flush=True)
+    for fn in (lambda: tracker_overhead("shapesnet", 32, n=1024, steps=200, repeats=5),
+               lambda: tracker_overhead("resnet18", 64, n=256, steps=24, repeats=3),
+               cached_frozen_speedup, race_wall_s, sweep_wall_s):
+        print(json.dumps(fn()), flush=True)
