@@ -78,3 +78,31 @@ def test_a_failing_job_reports_its_message():
     assert job.state == FAILED and job.error.startswith("Batch size 64")
     with pytest.raises(ValueError, match="at least 1"):
         JobManager(limit=0)
+
+
+def test_running_jobs_split_the_cores():
+    import torch
+
+    mgr = JobManager(limit=2)
+    mgr.cores = 4
+    gate, both_done, seen = threading.Event(), threading.Barrier(2, timeout=10), []
+
+    def fn(ctx):
+        ctx.emit("start")
+        seen.append(torch.get_num_threads())  # this thread's own intra-op thread count
+        gate.wait(10)
+        ctx.emit("again")  # the first job learns that it now shares the machine
+        seen.append(torch.get_num_threads())
+        both_done.wait()
+
+    a = mgr.submit(fn, owner="a")
+    while len(seen) < 1:
+        threading.Event().wait(0.01)
+    assert seen == [4]  # alone: every core
+    b = mgr.submit(fn, owner="b")
+    while len(seen) < 2:
+        threading.Event().wait(0.01)
+    assert seen[1] == 2  # two running jobs: half each
+    gate.set()
+    assert a.wait(10) and b.wait(10)
+    assert seen[2:] == [2, 2]

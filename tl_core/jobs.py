@@ -2,7 +2,9 @@
 
 Every browser session submits its runs here. At most `limit` jobs run at once (default: the CPU's cores, or 1 on
 a GPU); the rest wait in a queue that takes one job per session in turn, so a student who queues twice cannot
-push everyone else back. A job streams records into its own thread-safe buffer, which the page redraws from.
+push everyone else back. Running jobs split the CPU cores between them (a lone job gets them all), which keeps
+PyTorch's thread pools from oversubscribing the machine. A job streams records into its own thread-safe buffer,
+which the page redraws from.
 """
 
 from __future__ import annotations
@@ -24,13 +26,32 @@ FINAL_STATES = (DONE, FAILED, CANCELLED)
 
 @dataclass
 class JobContext:
-    """What a job function gets: where to write records, and the flag that asks it to stop."""
+    """What a job function gets: where to write records, and the flag that asks it to stop.
+
+    `emit` is called from the job's own thread (the trainer calls it after every step), so it is also where
+    the job adopts its current fair share of CPU threads: PyTorch's intra-op thread count is per calling
+    thread, and two jobs that each use every core slow each other down many times over.
+    """
 
     buffer: RecordBuffer
     cancel: threading.Event
+    threads: Callable[[], int] = lambda: 0  # the current fair share of CPU threads; 0 leaves torch alone
+    _applied: int = 0
+
+    def adopt_threads(self) -> None:
+        """Set this thread's torch intra-op thread count to the job's fair share, if it changed."""
+        n = self.threads()
+        if n and n != self._applied:
+            import sys
+
+            torch_mod = sys.modules.get("torch")
+            if torch_mod is not None:
+                torch_mod.set_num_threads(n)
+                self._applied = n
 
     def emit(self, item: Any) -> None:
         self.buffer.append(item)
+        self.adopt_threads()
 
 
 @dataclass
@@ -82,6 +103,7 @@ class JobManager:
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit if limit is not None else default_limit()
+        self.cores = max(1, os.cpu_count() or 1)
         if self.limit < 1:
             raise ValueError(f"The concurrency limit must be at least 1; got {self.limit}.")
         self._lock = threading.Condition()
@@ -134,7 +156,9 @@ class JobManager:
             if job.cancel_event.is_set():
                 state = CANCELLED
             else:
-                result = job.fn(JobContext(job.buffer, job.cancel_event))
+                ctx = JobContext(job.buffer, job.cancel_event, self.thread_share)
+                ctx.adopt_threads()
+                result = job.fn(ctx)
                 if job.cancel_event.is_set():
                     state = CANCELLED
         except Exception as e:  # noqa: BLE001 - any failure becomes a message for the learner
@@ -147,6 +171,12 @@ class JobManager:
             self._dispatch()
             self._lock.notify_all()
         job.done_event.set()
+
+    def thread_share(self) -> int:
+        """CPU threads each running job should use now: the cores split evenly between running jobs."""
+        with self._lock:
+            running = max(1, len(self._running))
+        return max(1, self.cores // running)
 
     # ---- asking about jobs ----
     def get(self, job_id: int | None) -> Job | None:
