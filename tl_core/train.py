@@ -24,6 +24,7 @@ from torch import nn
 
 from tl_core import models
 from tl_core.device import select_device
+from tl_core.features import cpu_bf16_supported, extract_features
 from tl_core.finetune import GroupedModel, build_optimizer, freeze, next_to_thaw, set_train_mode, thaw
 from tl_core.plan import Plan
 from tl_core.records import EpochRecord, Evaluation, EventRecord, Record, RunResult, StartRecord, StepRecord
@@ -89,19 +90,6 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-@torch.inference_mode()
-def _forward_batches(module: nn.Module, x: torch.Tensor, batch: int, autocast: Callable) -> torch.Tensor:
-    """module(x) in eval mode, batch by batch; returns float32 outputs on x's device."""
-    outs = []
-    for i in range(0, x.shape[0], batch):
-        with autocast():
-            out = module(x[i:i + batch])
-        if isinstance(out, tuple):  # Inception returns (logits, aux) in train mode only; be safe
-            out = out[0]
-        outs.append(out.float())
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
 def evaluate(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], top_k: int = 12) -> Evaluation:
     """Accuracy, loss, per-class accuracy, confusion matrix and the top-loss examples.
 
@@ -127,6 +115,15 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], to
                       loss=float(losses.mean()) if len(y_l) else float("nan"),
                       per_class={classes[i]: per_class[i] for i in range(c)}, confusion=confusion.tolist(),
                       top_losses=top, classes=tuple(classes))
+
+
+def schedule_for(plan: Plan, n_train: int) -> tuple[int, int]:
+    """(epochs, steps per epoch) a plan runs on n_train images: epochs are raised to reach plan.min_steps.
+
+    A trailing batch of a single image is dropped (it would break BatchNorm), so it is not a step.
+    """
+    steps_per_epoch = max(1, n_train // plan.batch_size + (1 if n_train % plan.batch_size > 1 else 0))
+    return max(plan.epochs, math.ceil(plan.min_steps / steps_per_epoch)), steps_per_epoch
 
 
 @dataclass
@@ -265,8 +262,11 @@ class Trainer:
                     break
         if any(st.group is not None for st in prefix):
             body = nn.Sequential(*[st.module for st in prefix]).eval()
-            x_train = _forward_batches(body, x_train, 256, autocast)
-            x_val = _forward_batches(body, x_val, 256, autocast)
+            heavy = plan.spec.torchvision
+            self._emit(EventRecord(f"Computing the frozen layers' features of {len(x_train) + len(x_val)} images "
+                                   f"once{' (bf16)' if heavy and device.type == 'cpu' and cpu_bf16_supported() else ''}."))
+            x_train = extract_features(body, x_train, batch_size=64 if heavy else 256, heavy=heavy)
+            x_val = extract_features(body, x_val, batch_size=64 if heavy else 256, heavy=heavy)
             net = nn.Sequential(*[st.module for st in chain[len(prefix):]])
             res.cached_prefix = tuple(st.group for st in prefix if st.group is not None)
             self._emit(EventRecord(f"Computed the frozen {', '.join(res.cached_prefix)} features once "
@@ -284,8 +284,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(plan.seed + 1)
         n = len(y_train)
         batch = plan.batch_size
-        steps_per_epoch = max(1, n // batch + (1 if n % batch > 1 else 0))
-        epochs = max(plan.epochs, math.ceil(plan.min_steps / steps_per_epoch))
+        epochs, steps_per_epoch = schedule_for(plan, n)
         if epochs > plan.epochs:
             self._emit(EventRecord(f"{n} images make {steps_per_epoch} step(s) per epoch; running {epochs} epochs "
                                    f"instead of {plan.epochs} so training gets at least {plan.min_steps} steps."))
@@ -366,7 +365,7 @@ class Trainer:
                 net.eval()
                 val_loss = val_acc = None
                 if (epoch + 1) % val_every == 0 or epoch == epochs - 1:
-                    val_logits = _forward_batches(net, x_val, 256, autocast)
+                    val_logits = extract_features(net, x_val, batch_size=256)
                     val_loss = F.cross_entropy(val_logits, y_val).item()
                     val_acc = (val_logits.argmax(1) == y_val).float().mean().item()
                 self._emit(EpochRecord(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
@@ -380,7 +379,7 @@ class Trainer:
         finally:
             net.eval()
         if res.status != "diverged":
-            res.evaluation = evaluate(_forward_batches(net, x_val, 256, autocast).cpu(), y_val.cpu(), classes)
+            res.evaluation = evaluate(extract_features(net, x_val, batch_size=256).cpu(), y_val.cpu(), classes)
         res.drift = tracker.drift()
         res.wall_s = time.perf_counter() - t0
         if self.keep_weights:
