@@ -18,6 +18,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Decide", "pages/matrix.py", "Domain & task matrix", "🧮"),
     ("Decide", "pages/quadrant.py", "Size vs similarity", "🧭"),
     ("Train", "pages/train.py", "Train live", "🏋️"),
+    ("Explore", "pages/architectures.py", "Architectures", "🏛️"),
 ]
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon="🎓", layout="wide")

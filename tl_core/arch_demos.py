@@ -1,4 +1,4 @@
-"""Small live experiments behind the architecture cards: VGG's stacked filters, ResNet's skips, DenseNet's growth, first-layer filters.
+"""Live experiments for the architecture cards: stacked filters, residual gradients, dense growth, first-layer filters.
 
 Every number is computed, not quoted: receptive fields are measured by back-propagating through a real stack of
 nn.Conv2d layers, gradient norms come from a real backward pass, DenseNet's channel counts are read from

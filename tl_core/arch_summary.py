@@ -304,6 +304,18 @@ def summarize(arch: str, input_size: int | None = None, num_classes: int | None 
         groups=spec.groups)
 
 
+
+def format_macs(macs: int) -> str:
+    """MACs in G (from 0.1 G up) or M, to three significant digits, e.g. "15.5 G" or "3.98 M"."""
+    return f"{macs / 1e9:.3g} G" if macs >= 1e8 else f"{macs / 1e6:.3g} M"
+
+
+def format_count(n: int) -> str:
+    """A count to three significant digits with a k/M suffix, e.g. "138 M", "98.5 k", "512"."""
+    if n >= 1e6:
+        return f"{n / 1e6:.3g} M"
+    return f"{n / 1e3:.3g} k" if n >= 1e3 else str(n)
+
 # ---- the current plan, applied to any architecture ------------------------------------------------------------
 def plan_on_arch(plan: Plan, arch: str) -> Plan:
     """The plan itself if it is for `arch`; otherwise its strategy applied to `arch`.

@@ -1,0 +1,242 @@
+"""Page: the famous architectures (AlexNet, VGG, ResNet, DenseNet, Inception) and the shapes CNN, measured live."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from tl_core import palette
+from tl_core.arch_demos import (MAX_DEPTH, DenseGrowth, GradientFlow, TorchvisionDenseBlock, dense_growth,
+                                gradient_flow, gradient_takeaway, imagenet_filter_grid, measured_receptive_field,
+                                source_filter_grid, stack_vs_large, torchvision_dense_block)
+from tl_core.arch_summary import (FAMILY_ORDER, IMAGENET_NOTE, ArchSummary, comparison_table, family_cards,
+                                  format_count, format_macs, group_table, group_takeaway, layer_table, plan_note,
+                                  plan_on_arch, summarize, trainable_params)
+from tl_core.decisions import plan_takeaway
+from tl_core.weights import WeightsUnavailable, torchvision_archs
+from ui.render import FONT, ROLE_PATTERNS, chart, plan_groups_figure
+from ui.state import PERSIST, current_plan, init_state
+
+CARDS = family_cards()
+IMAGENET_ARCHS = torchvision_archs()
+
+
+# ---- cached computations (shared, read-only) ------------------------------------------------------------------
+@st.cache_resource(show_spinner="Measuring the architecture on the meta device…")
+def _summary(arch: str) -> ArchSummary:
+    """Frozen dataclass, shared by every session."""
+    return summarize(arch)
+
+
+@st.cache_data(show_spinner=False)
+def _comparison() -> pd.DataFrame:
+    return pd.DataFrame(comparison_table())
+
+
+@st.cache_data(show_spinner=False)
+def _flows(depth: int) -> tuple[GradientFlow, GradientFlow]:
+    return gradient_flow(depth, skip=True), gradient_flow(depth, skip=False)
+
+
+@st.cache_data(show_spinner=False)
+def _torchvision_block() -> TorchvisionDenseBlock:
+    return torchvision_dense_block("densenet121", 1)
+
+
+@st.cache_data(show_spinner=False)
+def _source_filters() -> np.ndarray:
+    return source_filter_grid()
+
+
+@st.cache_data(show_spinner="Loading the ImageNet weights…", max_entries=3)
+def _imagenet_filters(arch: str) -> np.ndarray:
+    return imagenet_filter_grid(arch)  # WeightsUnavailable is raised, not cached
+
+
+# ---- figures --------------------------------------------------------------------------------------------------
+def _groups_figure(summary: ArchSummary, table: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(go.Bar(
+        x=table["Group"], y=table["Parameters"], text=table["Role"], textposition="outside",
+        marker=dict(color=table["Role"].map(palette.ROLE_COLOURS), line=dict(color=palette.BLACK, width=1),
+                    pattern=dict(shape=table["Role"].map(ROLE_PATTERNS).fillna(""), fgcolor="rgba(0,0,0,0.35)")),
+        hovertemplate="%{x}: %{y:,} parameters (%{text})<extra></extra>"))
+    fig.update_layout(title=dict(text=f"Parameters per layer group of {summary.arch} (input → head)"), font=FONT,
+                      height=340, margin=dict(l=10, r=10, t=60, b=10), yaxis=dict(title="parameters"),
+                      plot_bgcolor="white")
+    return fig
+
+
+def _flow_trace(flow: GradientFlow, shown: bool) -> go.Scatter:
+    return go.Scatter(x=np.arange(1, flow.depth + 1), y=flow.layer_grad_norms, mode="lines+markers",
+                      name="with skip connections" if flow.skip else "without skip connections",
+                      line=dict(color=palette.BLUE if shown else palette.GREY, dash="solid" if shown else "dash",
+                                width=3 if shown else 2))
+
+
+def _gradient_figure(shown: GradientFlow, other: GradientFlow) -> go.Figure:
+    fig = go.Figure([_flow_trace(other, shown=False), _flow_trace(shown, shown=True)])
+    fig.update_layout(title=dict(text=f"Gradient norm of each layer's weights after one backward pass "
+                                      f"({shown.depth} layers)"),
+                      font=FONT, height=360, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
+                      xaxis=dict(title="layer (1 = first, next to the input)"),
+                      yaxis=dict(title="gradient norm (log scale)", type="log", exponentformat="power"),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def _dense_figure(growth: DenseGrowth) -> go.Figure:
+    fig = go.Figure(go.Bar(x=np.arange(1, growth.n_layers + 1), y=growth.layer_inputs, marker_color=palette.GREEN,
+                           text=growth.layer_inputs, textposition="outside"))
+    fig.add_hline(y=growth.block_output, line=dict(color=palette.BLACK, dash="dot"),
+                  annotation_text=f"block output: {growth.block_output}", annotation_position="top left")
+    fig.update_layout(title=dict(text=f"Channels entering each layer of a dense block (k0 = {growth.k0}, "
+                                      f"growth rate k = {growth.growth})"),
+                      font=FONT, height=340, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
+                      xaxis=dict(title="layer in the block", dtick=1), yaxis=dict(title="input channels"))
+    return fig
+
+
+# ---- one family's measured panel ------------------------------------------------------------------------------
+def _family(family: str) -> ArchSummary:
+    """The family's card, variant picker, totals, plan diagram, parameters per group and layer table."""
+    card = CARDS[family]
+    st.subheader(card.title)
+    st.markdown("\n".join(f"- {point}" for point in card.points))
+    arch = (st.selectbox("Variant", card.variants, key=f"arch.variant.{family}", persist_state=PERSIST)
+            if len(card.variants) > 1 else card.variants[0])
+    summary = _summary(arch)
+    plan = current_plan()
+    here = plan_on_arch(plan, arch)
+    groups = pd.DataFrame(group_table(summary, plan))
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric("Parameters", format_count(summary.params), help=f"Exactly {summary.params:,}.")
+    c2.metric("MACs per image", format_macs(summary.macs),
+              help=f"Multiply-accumulates of the Conv2d and Linear layers for one {summary.input_size}×"
+                   f"{summary.input_size} image at inference (bias adds, BatchNorm, activations and pooling are not "
+                   f"counted).")
+    c3.metric("Size", f"{summary.size_mb:,.1f} MB", help="Parameters and BatchNorm buffers as float32; "
+                                                         "1 MB = 2²⁰ bytes.")
+    c4.metric("Conv + linear layers", summary.depth)
+    n_train = trainable_params(summary, plan)
+    c5.metric("Trained by the plan", format_count(n_train), help=f"Exactly {n_train:,} parameters have "
+                                                                 f"requires_grad under this plan.")
+    if note := plan_note(plan, arch):
+        st.info(note, icon="ℹ️")
+    chart(plan_groups_figure(here), plan_takeaway(here), key=f"arch.plan.{arch}")
+    chart(_groups_figure(summary, groups), group_takeaway(summary, plan), key=f"arch.groups.{arch}")
+    st.markdown(f"**Every layer of {arch}** at its {summary.input_size}×{summary.input_size} input "
+                f"(output shapes are per image: channels × height × width)")
+    st.dataframe(pd.DataFrame(layer_table(summary, plan)), hide_index=True, height=320,
+                 column_config={"Parameters": st.column_config.NumberColumn(format="localized"),
+                                "MACs": st.column_config.NumberColumn(format="localized"),
+                                "Trains": st.column_config.CheckboxColumn(help="The plan updates this layer's "
+                                                                               "parameters.")})
+    return summary
+
+
+# ---- the page -------------------------------------------------------------------------------------------------
+init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+st.title("🏛️ Architectures")
+st.markdown("`torchvision.models` ships the famous networks of computer vision, ready to re-use: AlexNet, VGG, "
+            "ResNet, DenseNet, Inception and many others. Every number on this page is measured from the real "
+            "PyTorch models (built on the meta device, so nothing is downloaded or allocated).")
+st.info(IMAGENET_NOTE, icon="🖼️")
+
+st.header("The families side by side")
+st.dataframe(_comparison(), hide_index=True,
+             column_config={"Parameters": st.column_config.NumberColumn(format="localized"),
+                            "MACs (G)": st.column_config.NumberColumn(format="%.3f"),
+                            "Year": st.column_config.NumberColumn(format="%d"),
+                            "Top-1 %": st.column_config.NumberColumn(format="%.1f")})
+st.caption("Parameters and top-1 accuracy: torchvision's own weights metadata. MACs and depth: measured here. "
+           "shapesnet's accuracy is on its own shapes test set, not ImageNet, so it cannot be compared.")
+
+st.header("Inside each family")
+st.caption(f"Layers are coloured by your current plan: {current_plan().describe()}. Change the plan on the "
+           f"Size vs similarity page and these diagrams follow.")
+tabs = st.tabs([CARDS[f].tab for f in FAMILY_ORDER])
+
+with tabs[FAMILY_ORDER.index("alexnet")]:
+    _family("alexnet")
+
+with tabs[FAMILY_ORDER.index("vgg")]:
+    _family("vgg")
+    st.markdown("#### 🧮 Three 3×3 layers or one 7×7?")
+    v1, v2, v3, v4 = st.columns(4)
+    channels = int(v1.number_input("Channels C (in and out)", 1, 4096, 256, key="arch.rf.channels"))
+    n_layers = int(v2.slider("Stacked layers n", 1, 6, 3, key="arch.rf.n"))
+    kernel = int(v3.select_slider("Small filter k×k", [1, 3, 5, 7], 3, key="arch.rf.k"))
+    bias = v4.toggle("Count biases", False, key="arch.rf.bias", help="Off: weights only, k²·C² per layer.")
+    cmp = stack_vs_large(channels, n_layers, kernel, bias)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Receptive field, n(k−1)+1", f"{cmp.receptive_field}×{cmp.receptive_field}")
+    m2.metric("Measured by back-propagation", f"{measured_receptive_field(n_layers, kernel)} px wide",
+              help="Sends a gradient back from the centre output pixel of a real nn.Conv2d stack and counts the "
+                   "input pixels it reaches.")
+    m3.metric(f"Stack: n·k²·C²{' + n·C' if bias else ''}", f"{cmp.stack_params:,}")
+    m4.metric(f"One {cmp.receptive_field}×{cmp.receptive_field}: K²·C²{' + C' if bias else ''}",
+              f"{cmp.large_params:,}", delta=f"{cmp.saving:.0%} saved by the stack", delta_color="off")
+    st.caption(f"**Takeaway:** {cmp.takeaway()}")
+
+with tabs[FAMILY_ORDER.index("resnet")]:
+    _family("resnet")
+    st.markdown("#### 🔀 Residual toggle: does the gradient reach the first layer?")
+    r1, r2 = st.columns([1, 2])
+    skip = r1.toggle("Skip connections", True, key="arch.res.skip")
+    depth = int(r2.slider("Layers (3×3 conv, 8 channels, 8×8 random images)", 5, MAX_DEPTH, 40, key="arch.res.depth"))
+    with_skip, without = _flows(depth)
+    shown, other = (with_skip, without) if skip else (without, with_skip)
+    st.metric("Gradient norm at the first layer", f"{shown.first_layer:.3g}",
+              help="One real backward pass with PyTorch's default initialisation, no batch norm, fixed seed.")
+    st.caption("Without skips, every layer (PyTorch's default initialisation, no batch norm) shrinks the signal on "
+               "the way forward and the gradient on the way back, so no weight gets a usable gradient. A residual "
+               "block computes x + f(x): the identity path carries both straight through.")
+    chart(_gradient_figure(shown, other), gradient_takeaway(with_skip, without), key="arch.res.chart")
+
+with tabs[FAMILY_ORDER.index("densenet")]:
+    _family("densenet")
+    st.markdown("#### 🕸️ How a dense block grows")
+    d1, d2, d3 = st.columns(3)
+    k0 = int(d1.number_input("Channels entering the block, k0", 1, 1024, 64, key="arch.dense.k0"))
+    k = int(d2.slider("Growth rate k", 4, 64, 32, key="arch.dense.k"))
+    n_dense = int(d3.slider("Layers in the block", 1, 24, 6, key="arch.dense.layers"))
+    grown = dense_growth(k0, k, n_dense)
+    chart(_dense_figure(grown), f"Layer i sees k0 + i·k channels: the block's {n_dense} layers add only {k} each, "
+                                f"ending at {grown.block_output}.", key="arch.dense.chart")
+    actual = _torchvision_block()
+    predicted = dense_growth(actual.k0, actual.growth, len(actual.layer_inputs))
+    verdict = "✅ matches" if predicted.layer_inputs == actual.layer_inputs else "❌ does not match"
+    st.markdown(f"**Checked against torchvision:** the input channels of the {len(actual.layer_inputs)} layers of "
+                f"{actual.arch}'s dense block {actual.block} are {', '.join(map(str, actual.layer_inputs))}; "
+                f"k0 + i·k with k0 = {actual.k0}, k = {actual.growth} {verdict}.")
+
+with tabs[FAMILY_ORDER.index("inception")]:
+    inception = _family("inception")
+    st.markdown(f"The auxiliary classifier runs only in training: "
+                f"{inception.params_by_group()['aux']:,} parameters and {inception.macs_train_only / 1e6:,.1f} M "
+                f"extra MACs per image, left out of the inference total above.")
+
+with tabs[FAMILY_ORDER.index("shapes")]:
+    _family("shapes")
+
+with tabs[FAMILY_ORDER.index("mobilenet")]:
+    _family("mobilenet")
+
+st.header("What the first layer learns")
+st.markdown("Initial layers detect features common to all images: colour blobs, general filters, edges and lines. "
+            "Here are the actual first-layer filters, each stretched to full contrast.")
+f1, f2 = st.columns(2)
+with f1:
+    st.image(_source_filters(), caption="The shipped source model (shapesnet): 16 filters of 3×3×3, enlarged.",
+             width=320)
+with f2:
+    chosen = st.selectbox("ImageNet model", IMAGENET_ARCHS, index=IMAGENET_ARCHS.index("alexnet"),
+                          key="arch.filters.arch", persist_state=PERSIST)
+    try:
+        st.image(_imagenet_filters(chosen), caption=f"{chosen}'s first convolution, trained on ImageNet.", width=420)
+    except WeightsUnavailable as exc:
+        st.info(exc.status.how_to_get(), icon="📦")
+    except ValueError as exc:
+        st.info(f"The cached weights of {chosen} cannot be shown: {exc}", icon="📦")
