@@ -189,6 +189,8 @@ def test_plan_on_another_arch_keeps_the_strategy_and_the_share_frozen():
     decayed = make_plan("finetune_all", arch="resnet18", lr_decay=0.5)
     on_vgg = plan_on_arch(decayed, "vgg16").lr_mult
     assert (on_vgg["fc6_7"], on_vgg["block5"], on_vgg["head"]) == pytest.approx((0.5, 0.25, 10.0))
+    early = plan_on_arch(make_plan("early_classifier", cut_after="block2"), "vgg16")  # 2 of 4 -> 3 of 6
+    assert (early.cut_after, early.frozen) == ("block3", ("block1", "block2", "block3"))
     for strategy in STRATEGIES:
         for arch in ARCHS:
             plan_on_arch(make_plan(strategy), arch).validate()

@@ -202,9 +202,9 @@ def _module_groups(model: nn.Module, arch: str) -> dict[int, str]:
     from tl_core.models import group_map, stages
 
     owner: dict[int, str] = {}
-    for st in stages(model, arch):
-        for m in st.module.modules():
-            owner.setdefault(id(m), st.group or "")
+    for stage in stages(model, arch):
+        for m in stage.module.modules():
+            owner.setdefault(id(m), stage.group or "")
     by_param = group_map(model, arch)
     for name, m in model.named_modules():
         own = [p for p, _ in m.named_parameters(recurse=False)]
@@ -334,13 +334,16 @@ def plan_on_arch(plan: Plan, arch: str) -> Plan:
     if plan.arch == arch:
         return plan
     old_body, new_body = plan.spec.body_groups, get_spec(arch).body_groups
+
+    def same_share(k_old: int) -> int:
+        """k_old of the old body's groups, scaled to the new body: from 1 to all but one of its groups."""
+        return min(max(round(k_old / len(old_body) * len(new_body)), 1), max(len(new_body) - 1, 1))
+
     kw: dict[str, Any] = {}
     if plan.strategy == "finetune_top":
-        share = len([g for g in old_body if g in plan.frozen]) / len(old_body)
-        kw["freeze_first"] = min(max(round(share * len(new_body)), 1), len(new_body) - 1)
+        kw["freeze_first"] = same_share(len([g for g in old_body if g in plan.frozen]))
     elif plan.strategy == "early_classifier" and plan.cut_after in old_body:
-        share = (old_body.index(plan.cut_after) + 1) / len(old_body)
-        kw["cut_after"] = new_body[min(max(round(share * len(new_body)), 1), max(len(new_body) - 1, 1)) - 1]
+        kw["cut_after"] = new_body[same_share(old_body.index(plan.cut_after) + 1) - 1]
     last_body = plan.groups[-2] if len(plan.groups) > 1 else None
     decay = plan.lr_mult.get(last_body) if last_body else None
     if decay is not None and 0 < decay <= 1:
