@@ -123,6 +123,8 @@ def test_batchnorm_policy_is_a_real_toggle(source):
     assert not torch.allclose(moved.state_dict["block1.1.running_mean"], src_mean)
     assert torch.equal(moved.state_dict["block1.0.weight"], source.block1[0].weight)  # weights stay frozen
     assert torch.equal(source.block1[1].running_mean, src_mean)  # the shared base was never touched
+    assert kept.bn_drift["block1"] == 0.0 < moved.bn_drift["block1"]  # "frozen" yet changed: the trap
+    assert kept.drift["block1"] == moved.drift["block1"] == 0.0
 
 
 class _OneTimeOOM(ShapesNet):

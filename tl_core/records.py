@@ -86,6 +86,7 @@ class RunResult:
     events: list[EventRecord] = field(default_factory=list)
     evaluation: Evaluation | None = None
     drift: dict[str, float] = field(default_factory=dict)  # group -> ‖w − w₀‖/‖w₀‖
+    bn_drift: dict[str, float] = field(default_factory=dict)  # group -> relative change of BatchNorm statistics
     wall_s: float = 0.0
     trainable_params: int = 0
     total_params: int = 0

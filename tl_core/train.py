@@ -117,6 +117,27 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], to
                       top_losses=top, classes=tuple(classes))
 
 
+def _bn_stats(gm: GroupedModel) -> dict[str, torch.Tensor]:
+    """Each group's BatchNorm running means and variances, concatenated (a copy)."""
+    out = {}
+    for g, mods in gm.modules.items():
+        stats = [t.detach().float().flatten() for mod in mods for m in mod.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+                 for t in (m.running_mean, m.running_var)]
+        if stats:
+            out[g] = torch.cat(stats).clone()
+    return out
+
+
+def _relative_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> dict[str, float]:
+    """‖after − before‖ / ‖before‖ per key, in one host sync."""
+    keys = list(before)
+    if not keys:
+        return {}
+    vals = torch.stack([torch.stack([(after[k] - before[k]).norm(), before[k].norm()]) for k in keys]).tolist()
+    return {k: d / (b + 1e-12) for k, (d, b) in zip(keys, vals)}
+
+
 def schedule_for(plan: Plan, n_train: int) -> tuple[int, int]:
     """(epochs, steps per epoch) a plan runs on n_train images: epochs are raised to reach plan.min_steps.
 
@@ -281,6 +302,7 @@ class Trainer:
         ratio_every = self.ratio_every if self.ratio_every is not None else (
             5 if res.total_params < 1_000_000 else 20)
         tracker = GradTracker(gm.params, ratio_every=ratio_every)
+        bn_start = _bn_stats(gm)
         gen = torch.Generator().manual_seed(plan.seed + 1)
         n = len(y_train)
         batch = plan.batch_size
@@ -381,6 +403,7 @@ class Trainer:
         if res.status != "diverged":
             res.evaluation = evaluate(extract_features(net, x_val, batch_size=256).cpu(), y_val.cpu(), classes)
         res.drift = tracker.drift()
+        res.bn_drift = _relative_change(bn_start, _bn_stats(gm))
         res.wall_s = time.perf_counter() - t0
         if self.keep_weights:
             res.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
