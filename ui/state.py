@@ -51,8 +51,23 @@ DEFAULTS: dict[str, Any | Callable[[], Any]] = {
 }
 
 
+def leave_legacy_pages_mode() -> None:
+    """If Streamlit ran this page in its legacy pages/-folder mode, switch to app.py's router and rerun.
+
+    A freshly started server decides the mode from the mere existence of a folder named pages/ next to app.py,
+    until some session runs app.py's st.navigation. A first visitor who deep-links to, say, /quadrant would
+    otherwise get the page without app.py: no sidebar, and a navigation menu listing raw file names.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def init_state() -> None:
     """Set every key of DEFAULTS that is missing from st.session_state; leave present ones alone. Idempotent."""
+    leave_legacy_pages_mode()
     for key, default in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = default() if callable(default) else default
