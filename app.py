@@ -19,6 +19,8 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Decide", "pages/quadrant.py", "Size vs similarity", "🧭"),
     ("Train", "pages/train.py", "Train live", "🏋️"),
     ("Explore", "pages/architectures.py", "Architectures", "🏛️"),
+    ("Your data", "pages/explorer.py", "Pretrained explorer", "🔍"),
+    ("Your data", "pages/own_data.py", "Your own images", "📁"),
 ]
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon="🎓", layout="wide")

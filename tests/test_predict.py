@@ -142,6 +142,8 @@ def test_topk_chart_has_a_title_and_a_takeaway_computed_from_the_numbers() -> No
     assert "resnet18" in c.fig.layout.title.text and "top 3" in c.fig.layout.title.text
     assert list(c.fig.data[0].y) == ["fox", "dog", "cat"]  # the most likely bar on top
     assert "fairly sure it is 'cat' (80%), 8x the runner-up 'dog' (10%)" in c.takeaway
+    lone = predict.topk_takeaway([("cat", 0.995), ("dog", 0.004)], "resnet18")
+    assert lone == "resnet18 is fairly sure it is 'cat' (100%), far ahead of the runner-up 'dog' (under 1%)."
     unsure = predict.topk_chart([("cat", 0.3), ("dog", 0.2)], "resnet18").takeaway
     assert "unsure" in unsure and "30%" in unsure and "50%" in unsure
     known = tuple(shapes.SOURCE_CLASSES)

@@ -262,7 +262,9 @@ def enlarge(image: Image.Image, scale: int = SAMPLE_SCALE) -> Image.Image:
 
 # ---- the chart -----------------------------------------------------------------------------------------------
 def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%" if p >= 0.01 else f"{100 * p:.1f}%"
+    if p >= 0.01:
+        return f"{100 * p:.0f}%"
+    return f"{100 * p:.1f}%" if p >= 0.001 else "<0.1%"
 
 
 def topk_takeaway(preds: Prediction, model_name: str, truth: str | None = None,
@@ -280,8 +282,10 @@ def topk_takeaway(preds: Prediction, model_name: str, truth: str | None = None,
     """
     (top, p1), rest = preds[0], preds[1:]
     if p1 >= CONFIDENT and rest:
-        core = (f"{model_name} is fairly sure it is '{top}' ({_pct(p1)}), {p1 / max(rest[0][1], 1e-9):.0f}x the "
-                f"runner-up '{rest[0][0]}' ({_pct(rest[0][1])})")
+        second, p2 = rest[0]
+        lead = (f"far ahead of the runner-up '{second}' (under 1%)" if p2 < 0.01 else
+                f"{p1 / p2:.0f}x the runner-up '{second}' ({_pct(p2)})")
+        core = f"{model_name} is fairly sure it is '{top}' ({_pct(p1)}), {lead}"
     elif p1 >= CONFIDENT:
         core = f"{model_name} is fairly sure it is '{top}' ({_pct(p1)})"
     else:
