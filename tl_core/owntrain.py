@@ -193,7 +193,8 @@ def counts_chart(report: ValidationReport) -> Chart:
                            textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y} images<extra></extra>"))
     fig.add_hline(y=MIN_PER_CLASS, line=dict(color=palette.VERMILLION, dash="dash"),
-                  annotation_text=f"minimum {MIN_PER_CLASS}", annotation_position="top left")
+                  annotation_text=f"minimum {MIN_PER_CLASS}", annotation_position="top left",
+                  annotation=dict(bgcolor="rgba(255,255,255,0.85)"))
     fig.update_layout(title=dict(text="Usable images per class"), font=FONT, height=360, plot_bgcolor="white",
                       margin=dict(l=10, r=10, t=70, b=10), yaxis=dict(title="images", gridcolor=palette.LIGHT,
                                                                      rangemode="tozero"),

@@ -1,0 +1,314 @@
+"""App tests for the own-images page and the pretrained explorer, with files made here and uploaded through the
+pages' own st.file_uploader and st.camera_input widgets (AppTest 1.67 drives both), offline."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from tl_core import estimate
+from tl_core.estimate import Estimate
+from tl_core.jobs import get_manager
+from tl_core.safe_io import session_dir
+from tl_core.weights import weights_status
+from test_predict import random_state
+
+OWN, EXPLORER = "pages/own_data.py", "pages/explorer.py"
+COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220)}
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty TORCH_HOME (no ImageNet weights cached), no network, and one torch thread per job (fast on a
+    shared, busy machine)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise AssertionError(f"network access attempted: {url}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(get_manager(), "cores", 1)
+
+
+def picture(cls: str, i: int, fmt: str = "PNG", mode: str = "RGB") -> bytes:
+    """A small image of a class: a red disc, a green square or a blue triangle, moved a little with i."""
+    im = Image.new("RGB", (40, 40), (240 - 2 * i, 240, 235))
+    d = ImageDraw.Draw(im)
+    o = 3 + i % 6
+    if cls == "red":
+        d.ellipse([o, o, o + 26, o + 26], fill=COLOURS[cls])
+    elif cls == "green":
+        d.rectangle([o, o, o + 24, o + 24], fill=COLOURS[cls])
+    else:
+        d.polygon([(o, o + 26), (o + 26, o + 26), (o + 13, o)], fill=COLOURS[cls])
+    if mode != "RGB":
+        im = im.convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, fmt)
+    return buf.getvalue()
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return buf.getvalue()
+
+
+def good_zip(n: int = 8) -> bytes:
+    """3 classes x n images, one of them a palette image, plus a text file and macOS junk that must be skipped."""
+    members = {f"shapes/{c}/{c}_{i}.png": picture(c, i) for c in COLOURS for i in range(n)}
+    members["shapes/blue/blue_0.png"] = picture("blue", 0, mode="P")  # converted to RGB
+    members["shapes/green/notes.txt"] = b"not an image"
+    members["__MACOSX/shapes/._red_0.png"] = b"junk"
+    return make_zip(members)
+
+
+def _go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _upload_zip(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="own.zip_upload").set_value((name, data, "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _table(at: AppTest, first_column: str) -> dict:
+    """The first dataframe on the page whose first column is `first_column`, as {first column: second column}."""
+    for df in at.dataframe:
+        v = df.value
+        if list(v.columns)[0] == first_column:
+            return dict(zip(v.iloc[:, 0], v.iloc[:, 1]))
+    raise AssertionError(f"no table starting with {first_column!r}")
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    return {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
+            for c in at.get("plotly_chart")}
+
+
+def _finish(at: AppTest, timeout: float = 300.0):
+    """Wait on the job's done_event, then rerun until the page has picked the outcome up (no sleeping)."""
+    job = get_manager().get(at.session_state["own.job"])
+    assert job is not None and job.wait(timeout), "the job did not end"
+    deadline = time.monotonic() + 60
+    while at.session_state["own.done"] != job.id:
+        assert time.monotonic() < deadline, "the page never picked up the finished job"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return job
+
+
+# ---- a zip of class folders ------------------------------------------------------------------------------------
+def test_good_zip_is_reported_then_trains_above_chance_in_the_background(app: AppTest) -> None:
+    _go(app, OWN)
+    assert app.button(key="own.start").disabled
+    _upload_zip(app, "shapes.zip", good_zip())
+    assert not app.error, [e.value for e in app.error]
+    assert _table(app, "Class") == {"blue": 8, "green": 8, "red": 8}
+    assert any("24 images in 3 classes (blue 8, green 8, red 8), ready to train" in s.value for s in app.success)
+    skipped = _table(app, "File")
+    assert skipped["shapes/green/notes.txt"] == "not an image"
+    assert skipped["__MACOSX/"] == "hidden/system file"
+    converted = [df.value for df in app.dataframe if list(df.value.columns)[0] == "File"][-1]
+    assert dict(zip(converted.iloc[:, 0], converted.iloc[:, 1])) == {"shapes/blue/blue_0.png": "P"}
+    counts = _charts(app)["Usable images per class"]
+    assert counts["data"][0]["y"] == [8, 8, 8]
+    assert any(c.value == "**Takeaway:** Balanced: every class has 8 images." for c in app.caption)
+    assert any("**18** training and **6** validation images at 32×32 pixels" in c.value for c in app.caption)
+
+    assert app.selectbox(key="own.arch").value == "shapesnet"
+    app.number_input(key="own.epochs").set_value(3).run()
+    app.button(key="own.start").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    job = _finish(app)
+    assert job.state == "done" and job.owner  # ran through the process-wide job manager
+    outcome = app.session_state["own.result"]
+    res = outcome.result
+    assert res.status == "finished" and outcome.classes == ("blue", "green", "red")
+    assert outcome.n_train + outcome.n_val == 24 and outcome.n_val >= 3
+    assert res.final_val_acc > 1 / 3, f"validation accuracy {res.final_val_acc} is not above chance"
+    charts = _charts(app)
+    assert "Confusion matrix (validation images)" in charts and "Accuracy per class (validation images)" in charts
+    assert any("Validation accuracy" in s.value for s in app.success)
+    assert any(b.proto.label == "💾 Trained weights (.pt)" for b in app.get("download_button"))
+
+
+def test_zip_slip_is_refused_and_what_was_loaded_stays(app: AppTest) -> None:
+    _go(app, OWN)
+    _upload_zip(app, "shapes.zip", good_zip(4))
+    evil = make_zip({"cats/a.png": picture("red", 0), "../evil.png": picture("red", 1)})
+    _upload_zip(app, "evil.zip", evil)
+    errors = [e.value for e in app.error]
+    assert any("evil.zip was refused" in e and "points outside the zip" in e for e in errors), errors
+    assert any("Your previous data (shapes.zip) is still loaded" in c.value for c in app.caption)
+    assert _table(app, "Class") == {"blue": 4, "green": 4, "red": 4}  # the good data is still there
+    assert app.button(key="own.start").disabled is False
+    folder = session_dir(app.session_state["session.id"])  # where the zip would have been unpacked (and "..")
+    assert not list(folder.rglob("evil.png")) and not (folder.parent / "evil.png").exists()
+    app.radio(key="own.mode").set_value("classes").run()  # the page keeps working
+    assert not app.exception and app.text_input(key="own.new_class")
+
+
+def test_one_class_zip_asks_for_another_class(app: AppTest) -> None:
+    _go(app, OWN)
+    _upload_zip(app, "cats.zip", make_zip({f"cats/{i}.png": picture("red", i) for i in range(3)}))
+    problems = " ".join(e.value for e in app.error)
+    assert "Found 1 class ('cats'); training needs at least 2" in problems
+    assert "Add a folder of images for another class" in problems
+    assert app.button(key="own.start").disabled is True
+
+
+def test_not_a_zip_is_refused_with_its_reason(app: AppTest) -> None:
+    _go(app, OWN)
+    _upload_zip(app, "photo.zip", picture("red", 0))
+    assert any("is not a zip archive" in e.value for e in app.error)
+    assert any("Nothing to check yet" in c.value for c in app.caption)
+
+
+# ---- class by class -------------------------------------------------------------------------------------------
+def test_classes_built_one_by_one_with_uploads_and_the_camera(app: AppTest) -> None:
+    _go(app, OWN)
+    app.radio(key="own.mode").set_value("classes").run()
+    for name in ("red", "green"):
+        app.text_input(key="own.new_class").set_value(name)
+        app.button(key="own.add_class").click().run()
+    assert app.text_input(key="own.new_class").value == ""  # cleared for the next one
+    app.text_input(key="own.new_class").set_value("Red")
+    app.button(key="own.add_class").click().run()
+    assert any("already a class called 'Red'" in e.value for e in app.error)
+    assert [c["name"] for c in app.session_state["own.classes"]] == ["red", "green"]
+
+    ids = {c["name"]: c["id"] for c in app.session_state["own.classes"]}
+    app.selectbox(key="own.target").set_value(ids["red"]).run()
+    (up,) = [u for u in app.file_uploader if u.key.startswith("own.files.")]
+    up.set_value([(f"r{i}.png", picture("red", i), "image/png") for i in range(3)]
+                 + [("broken.png", b"not really a png", "image/png")]).run()
+    assert not app.exception
+    app.selectbox(key="own.target").set_value(ids["green"]).run()
+    app.toggle(key="own.use_camera").set_value(True).run()
+    for i in range(2):
+        (cam,) = app.camera_input
+        cam.set_value(("shot.jpg", picture("green", i, fmt="JPEG"), "image/jpeg")).run()
+        assert not app.exception, [e.value for e in app.exception]
+    files = {c["name"]: [f for f, _ in c["files"]] for c in app.session_state["own.classes"]}
+    assert files == {"red": ["r0.png", "r1.png", "r2.png", "broken.png"],
+                     "green": [files["green"][0], files["green"][1]]}
+    assert len(set(files["green"])) == 2  # two snapshots, two names
+    assert _table(app, "Class") == {"red": 3, "green": 2}
+    assert _table(app, "File") == {"red/broken.png": "not an image"}
+    assert app.button(key="own.start").disabled is False
+
+    app.button(key=f"own.remove.{ids['green']}").click().run()
+    assert any("Found 1 class ('red'); training needs at least 2" in e.value for e in app.error)
+
+
+# ---- the explorer ------------------------------------------------------------------------------------------------
+def test_explorer_offline_explains_missing_weights_and_classifies_a_drawn_shape(app: AppTest) -> None:
+    _go(app, EXPLORER)
+    assert app.title[0].value == "🔍 Pretrained model explorer"
+    assert app.selectbox(key="explorer.arch").value == "shapesnet"
+    app.selectbox(key="explorer.shape").set_value("star").run()
+    chart = _charts(app)["What the shapes model sees: its top 6 classes"]
+    bars = dict(zip(chart["data"][0]["y"], chart["data"][0]["x"]))
+    assert sum(bars.values()) == pytest.approx(1.0, abs=1e-4)
+    takeaway = next(c.value for c in app.caption if c.value.startswith("**Takeaway:**"))
+    assert "'star'" in takeaway and takeaway.endswith(": right.")
+
+    app.selectbox(key="explorer.arch").set_value("resnet18").run()
+    assert not app.exception
+    panel = " ".join(w.value for w in app.warning)
+    name = Path(torchvision.models.get_model_weights("resnet18").DEFAULT.url).name
+    assert name in panel and "python -m tl_core.fetch_weights resnet18" in panel
+    assert str(Path(torch.hub.get_dir()) / "checkpoints") in panel
+    assert not app.get("plotly_chart") and not app.get("button")  # nothing to classify with, no download offer
+
+
+def test_explorer_uses_an_uploaded_state_dict_and_names_a_bad_one(app: AppTest) -> None:
+    _go(app, EXPLORER)
+    app.selectbox(key="explorer.arch").set_value("mobilenet_v3_small").run()
+    bad = io.BytesIO()
+    torch.save({"features.0.0.weight": torch.zeros(3, 3, 3, 3)}, bad)
+    app.file_uploader(key="explorer.weights").set_value(("bad.pth", bad.getvalue(), "application/octet-stream")).run()
+    assert any("bad.pth cannot be used with mobilenet_v3_small" in e.value and "'features.0.0.weight'" in e.value
+               for e in app.error), [e.value for e in app.error]
+    with torch.device("meta"):
+        shapes_ = torchvision.models.get_model("mobilenet_v3_small", num_classes=4).state_dict()
+    good = io.BytesIO()
+    torch.save({k: (torch.rand(v.shape) + 0.5 if v.is_floating_point() else torch.zeros(v.shape, dtype=v.dtype))
+                for k, v in shapes_.items()}, good)
+    app.file_uploader(key="explorer.weights").set_value(("mine.pth", good.getvalue(), "application/octet-stream"))
+    app.radio(key="explorer.source").set_value("upload").run()
+    app.file_uploader(key="explorer.upload").set_value(("photo.png", picture("blue", 2), "image/png")).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Using your file mine.pth (4 classes)" in s.value for s in app.success)
+    chart = _charts(app)["What mobilenet_v3_small sees: its top 4 classes"]
+    assert sorted(chart["data"][0]["y"]) == ["class 0", "class 1", "class 2", "class 3"]
+
+
+# ---- ImageNet models, with a (random) weights file in the local cache ------------------------------------------
+def _cache_mobilenet() -> None:
+    status = weights_status("mobilenet_v3_small")
+    status.path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(random_state("mobilenet_v3_small"), status.path)
+
+
+def test_imagenet_model_defaults_to_cached_feature_extraction_and_fine_tuning_asks_first(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cache_mobilenet()
+    _go(app, OWN)
+    _upload_zip(app, "shapes.zip", good_zip())
+    app.selectbox(key="own.arch").set_value("mobilenet_v3_small").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert app.session_state["own.strategy"] == "feature_extract"  # the CPU default for an ImageNet model
+    assert any("at 224×224 pixels" in c.value for c in app.caption)  # decoded again at the model's size
+    assert not [b for b in app.button if b.key == "own.measure"]  # cached: no estimate needed
+    assert app.button(key="own.start").disabled is False
+
+    app.selectbox(key="own.strategy").set_value("finetune_all").run()
+    assert app.button(key="own.measure") and app.button(key="own.start").disabled is True  # measure first
+    seen = []
+
+    def fake_estimate(plan, n_train, n_val, n_classes, image_size, base=None):  # noqa: ANN001, ANN202
+        seen.append((plan.strategy, n_train, n_val, n_classes, image_size, base is not None))
+        return Estimate(seconds=95.0, images_per_s=20.0, total_steps=100, cached=False, note="Measured here.")
+
+    monkeypatch.setattr(estimate, "estimate_run", fake_estimate)
+    app.button(key="own.measure").click().run()
+    assert seen == [("finetune_all", 18, 6, 3, 224, True)]  # the real plan, data and shared pretrained base
+    assert any("Expected time: about 95 s." in m.value for m in app.markdown)
+    assert app.button(key="own.start").disabled is True  # a slow run waits for the learner's yes
+    app.checkbox(key="own.confirm").check().run()
+    assert app.button(key="own.start").disabled is False
+
+    app.selectbox(key="own.strategy").set_value("feature_extract").run()
+    app.button(key="own.start").click().run()
+    job = _finish(app)
+    res = app.session_state["own.result"].result
+    assert job.state == "done" and res.status == "finished"
+    assert res.cached_prefix == ("stem", "blocks1", "blocks2", "blocks3", "fc")  # one forward pass, then the head
+    assert app.session_state["own.result"].val_images.shape[-1] == 224
+
+
+def test_explorer_classifies_with_cached_imagenet_weights_without_network(app: AppTest) -> None:
+    _cache_mobilenet()
+    _go(app, EXPLORER)
+    app.selectbox(key="explorer.arch").set_value("mobilenet_v3_small").run()
+    assert any("loaded from this server's cache (no network)" in s.value for s in app.success)
+    chart = _charts(app)["What mobilenet_v3_small sees: its top 5 classes"]
+    categories = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT.meta["categories"]
+    assert len(chart["data"][0]["y"]) == 5 and all(c in categories for c in chart["data"][0]["y"])
