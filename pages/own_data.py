@@ -264,9 +264,10 @@ def _plan(ds: OwnDataset) -> tuple[Plan | None, str | None, tuple[int, int]]:
     return plan, None, sizes
 
 
-def _base(arch: str):
-    """The shared pretrained model to copy for a run (None: the trainer loads the built-in one itself)."""
-    return models.imagenet_model(arch) if get_spec(arch).torchvision else None
+def _base(plan: Plan):
+    """The shared pretrained ImageNet model a run copies; None for the built-in network (the trainer loads it
+    itself) and for training from scratch (no pretrained weights needed)."""
+    return models.imagenet_model(plan.arch) if plan.spec.torchvision and plan.pretrained else None
 
 
 def _estimate_key(plan: Plan, sizes: tuple[int, int], size: int) -> str:
@@ -277,14 +278,18 @@ def _measure(plan: Plan, sizes: tuple[int, int], n_classes: int, size: int) -> N
     """Callback of "Measure": time a few steps of this plan here and keep the estimate for it."""
     from tl_core.estimate import estimate_run
 
-    est = estimate_run(plan, sizes[0], sizes[1], n_classes, size, base=_base(plan.arch))
-    ss[P + "estimate"] = (_estimate_key(plan, sizes, size), est)
     ss[P + "confirm"] = False
+    try:
+        est = estimate_run(plan, sizes[0], sizes[1], n_classes, size, base=_base(plan))
+    except (ValueError, RuntimeError) as e:  # e.g. out of memory: say so instead of failing the page
+        ss[P + "estimate"] = (_estimate_key(plan, sizes, size), f"The measurement failed: {e}")
+        return
+    ss[P + "estimate"] = (_estimate_key(plan, sizes, size), est)
 
 
 def _start(plan: Plan, ds: OwnDataset) -> None:
     """Callback of Start: train in the background through the job manager."""
-    fn = owntrain.own_train_job(plan, ds, float(ss[P + "val_fraction"]), base=_base(plan.arch))
+    fn = owntrain.own_train_job(plan, ds, float(ss[P + "val_fraction"]), base=_base(plan))
     live.start(SLOT, fn, label=f"your images · {plan.describe()}")
 
 
@@ -412,7 +417,10 @@ if plan is not None and weights_missing is None and owntrain.needs_estimate(plan
     st.button("⏱️ Measure the expected time", key=P + "measure", on_click=_measure,
               args=(plan, sizes, len(ds.classes), ds.size))
     got = ss.get(P + "estimate")
-    if got is not None and got[0] == key:
+    if got is not None and got[0] == key and isinstance(got[1], str):
+        st.error(got[1], icon="⚠️")
+        needs_ok = True
+    elif got is not None and got[0] == key:
         est = got[1]
         st.markdown(f"**Expected time: about {est.seconds:.0f} s.** {est.note}")
         if est.slow:

@@ -16,7 +16,7 @@ import torchvision
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from tl_core import estimate
+from tl_core import estimate, weights
 from tl_core.estimate import Estimate
 from tl_core.jobs import get_manager
 from tl_core.safe_io import session_dir
@@ -312,3 +312,52 @@ def test_explorer_classifies_with_cached_imagenet_weights_without_network(app: A
     chart = _charts(app)["What mobilenet_v3_small sees: its top 5 classes"]
     categories = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT.meta["categories"]
     assert len(chart["data"][0]["y"]) == 5 and all(c in categories for c in chart["data"][0]["y"])
+
+
+def test_missing_weights_block_pretrained_strategies_but_not_training_from_scratch(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _go(app, OWN)
+    _upload_zip(app, "shapes.zip", good_zip())
+    app.selectbox(key="own.arch").set_value("resnet18").run()
+    panel = " ".join(w.value for w in app.warning)
+    assert "python -m tl_core.fetch_weights resnet18" in panel and "pick **shapesnet**" in panel
+    assert app.button(key="own.start").disabled is True
+    app.selectbox(key="own.strategy").set_value("scratch").run()
+    assert not any("fetch_weights" in w.value for w in app.warning)  # random weights need no file
+    seen = []
+
+    def fake_estimate(plan, n_train, n_val, n_classes, image_size, base=None):  # noqa: ANN001, ANN202
+        seen.append(base)
+        return Estimate(seconds=12.0, images_per_s=50.0, total_steps=100, cached=False, note="Measured here.")
+
+    monkeypatch.setattr(estimate, "estimate_run", fake_estimate)
+    assert app.button(key="own.start").disabled is True
+    app.button(key="own.measure").click().run()
+    assert seen == [None] and not app.exception  # no pretrained model was asked for
+    assert any("Expected time: about 12 s." in m.value for m in app.markdown)
+    assert not [c for c in app.checkbox if c.key == "own.confirm"]  # a short run needs no extra yes
+    assert app.button(key="own.start").disabled is False
+
+
+def test_explorer_download_button_only_when_allowed_and_with_progress(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _go(app, EXPLORER)
+    app.selectbox(key="explorer.arch").set_value("mobilenet_v3_small").run()
+    assert not [b for b in app.button if b.key == "explorer.download"]  # never offered by default
+    calls = []
+
+    def fake_download(arch, progress=None):  # noqa: ANN001, ANN202
+        calls.append(arch)
+        _cache_mobilenet()
+        progress(5, 10)
+        progress(10, 10)
+        return weights_status(arch).path
+
+    monkeypatch.setattr(weights, "download_weights", fake_download)
+    monkeypatch.setenv("TLP_ALLOW_DOWNLOADS", "1")
+    app.run()
+    app.button(key="explorer.download").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert calls == ["mobilenet_v3_small"]
+    assert any("loaded from this server's cache" in s.value for s in app.success)
+    assert "What mobilenet_v3_small sees: its top 5 classes" in _charts(app)
