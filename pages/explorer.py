@@ -13,6 +13,9 @@ import hashlib
 import os
 
 import streamlit as st
+from PIL import Image
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+from torch import nn
 
 from tl_core import predict, shapes
 from tl_core.archs import ARCHS
@@ -31,7 +34,7 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 ALLOW_DOWNLOADS = os.environ.get("TLP_ALLOW_DOWNLOADS") == "1"  # opt-in: a classroom server never downloads
 
 
-def _custom_model(arch: str, upload) -> tuple[object, list[str]] | None:
+def _custom_model(arch: str, upload: UploadedFile | None) -> tuple[nn.Module, list[str]] | None:
     """The learner's uploaded state dict for `arch` as a model (kept in this session only), or None.
 
     A file that does not fit shows its error (naming the first offending key) and is not used.
@@ -73,7 +76,7 @@ def _download(arch: str) -> None:
     st.rerun()
 
 
-def _image():
+def _image() -> tuple[Image.Image, str | None, str] | None:
     """The picture to classify (an RGB PIL image), its true class when known, and a caption; or None."""
     source = st.session_state[P + "source"]
     if source == "sample":

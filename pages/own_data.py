@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import streamlit as st
+from torch import nn
 
 from tl_core import figures, owntrain
 from tl_core.archs import ARCHS, get_spec
 from tl_core.device import select_device
+from tl_core.jobs import Job
 from tl_core.owndata import OwnDataset, load_class_uploads, load_zip
 from tl_core.plan import STRATEGIES, Plan
 from tl_core.runs import weights_bytes
@@ -264,7 +267,7 @@ def _plan(ds: OwnDataset) -> tuple[Plan | None, str | None, tuple[int, int]]:
     return plan, None, sizes
 
 
-def _base(plan: Plan):
+def _base(plan: Plan) -> nn.Module | None:
     """The shared pretrained ImageNet model a run copies; None for the built-in network (the trainer loads it
     itself) and for training from scratch (no pretrained weights needed)."""
     return models.imagenet_model(plan.arch) if plan.spec.torchvision and plan.pretrained else None
@@ -293,7 +296,7 @@ def _start(plan: Plan, ds: OwnDataset) -> None:
     live.start(SLOT, fn, label=f"your images · {plan.describe()}")
 
 
-def _draw_live(job, records: list) -> None:
+def _draw_live(job: Job, records: list[Any]) -> None:
     h = figures.History.from_records(records)
     live.show_status(job, figures.progress(h, live.elapsed(job)))
     for message in h.events:

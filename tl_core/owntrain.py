@@ -20,9 +20,9 @@ from tl_core.archs import get_spec
 from tl_core.figures import FONT, Chart
 from tl_core.jobs import JobContext
 from tl_core.owndata import MIN_PER_CLASS, OwnDataset, ValidationReport, stratified_split
-from tl_core.safe_io import Limits, UnsafeInput
 from tl_core.plan import Plan, make_plan
 from tl_core.records import RunResult
+from tl_core.safe_io import Limits, UnsafeInput
 from tl_core.train import TensorData, train
 
 SHAPES_SIZE = 32  # the built-in network's input side
