@@ -18,6 +18,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Decide", "pages/matrix.py", "Domain & task matrix", "🧮"),
     ("Decide", "pages/quadrant.py", "Size vs similarity", "🧭"),
     ("Train", "pages/train.py", "Train live", "🏋️"),
+    ("Train", "pages/race.py", "The race", "🏁"),
     ("Explore", "pages/architectures.py", "Architectures", "🏛️"),
     ("Your data", "pages/explorer.py", "Pretrained explorer", "🔍"),
     ("Your data", "pages/own_data.py", "Your own images", "📁"),

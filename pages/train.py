@@ -1,14 +1,270 @@
-"""Page (placeholder until the training engine lands): shows the plan the Train page will run."""
+"""Page: train the current plan live: edit every setting, start a background run, watch it learn, inspect the result.
+
+Widget keys are "train.<plan field>" (see tl_core.planform), "train.mult.<group>", "train.n_per_class",
+"train.similarity", "train.start" and "train.stop"; the job slot's keys are described in ui.live.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui.state import current_plan, init_state
+from tl_core import figures, planform, shapes
+from tl_core.archs import ARCHS, get_spec
+from tl_core.codegen import plan_to_code
+from tl_core.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
+from tl_core.runs import TrainOutcome, train_job, weights_bytes
+from tl_core.scenarios import DataSpec, make_data
+from ui import live
+from ui.render import chart, show_plan
+from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
 
+SLOT = "train"
+P = "train."  # widget key prefix
+N_RANGE = (5, 1000)  # images per class
+BN_TEXT = {"eval": "Keep: frozen BatchNorm keeps the source statistics",
+           "train": "Re-estimate: frozen BatchNorm re-estimates them on the target data"}
+
+
+# ---- form <-> state -------------------------------------------------------------------------------------------
+def _values() -> dict:
+    """The form's current values (without the prefix)."""
+    ss = st.session_state
+    values = {f: ss.get(P + f) for f in planform.FORM_FIELDS}
+    for g in planform.form_groups(values):
+        values[planform.mult_key(g)] = ss.get(P + planform.mult_key(g), 1.0)
+    return values
+
+
+def _data() -> tuple[int, float, int]:
+    """(images per class, similarity, seed) of the app-wide data knobs."""
+    ss = st.session_state
+    return int(ss["data.n_per_class"]), float(ss["data.similarity"]), int(ss["seed"])
+
+
+def _kw(field: str, on_change=None) -> dict:
+    """Keyword arguments of a form widget: its key, session-long persistence and its callback (default _store)."""
+    return dict(key=P + field, persist_state=PERSIST, on_change=on_change or _store)
+
+
+def _load_form(plan: Plan) -> None:
+    """Show a plan in the form (fitting its batch to the data), and remember it as the form's source."""
+    n_train, _ = planform.data_shape(*_data()[:2])
+    plan, note = planform.fit_to_data(plan, n_train)
+    for k, v in planform.form_values(plan).items():
+        st.session_state[P + k] = v
+    if note:
+        set_plan(plan)
+        st.toast(note, icon="ℹ️")
+    st.session_state[P + "synced"] = plan.to_dict()
+
+
+def _store() -> None:
+    """Callback: make the form's plan the current plan if it is valid for the data (else the page shows why)."""
+    n, sim, seed = _data()
+    try:
+        plan = planform.plan_from_form(_values(), seed=seed).validate_for_data(*planform.data_shape(n, sim))
+    except ValueError:
+        return
+    set_plan(plan)
+    st.session_state[P + "synced"] = plan.to_dict()
+
+
+def _on_structure() -> None:
+    """Callback of architecture, strategy and cut point: that strategy's frozen groups and LRs, then store."""
+    for k, v in planform.restructure(_values()).items():
+        st.session_state[P + k] = v
+    _store()
+
+
+def _on_data() -> None:
+    """Callback of the data knobs: store them app-wide, then re-check the plan against the new data."""
+    set_data(int(st.session_state[P + "n_per_class"]), float(st.session_state[P + "similarity"]))
+    st.session_state[P + "synced_data"] = _data()[:2]
+    _store()
+
+
+def _start() -> None:
+    """Callback of Start: train the form's plan in the background (nothing happens if the form is invalid)."""
+    n, sim, seed = _data()
+    try:
+        plan = planform.plan_from_form(_values(), seed=seed).validate_for_data(*planform.data_shape(n, sim))
+    except ValueError as e:
+        st.session_state[P + "error"] = str(e)
+        return
+    spec = DataSpec(n_per_class=n, similarity=sim, seed=seed)
+    live.start(SLOT, train_job(plan, spec), label=plan.describe())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _preview(similarity: float, seed: int):
+    return shapes.preview_grid(shapes.generate(DataSpec(similarity=similarity).world, 4, seed, "train"), n_per_class=4)
+
+
+# ---- the live part and the results ----------------------------------------------------------------------------
+def _draw_live(job, records: list) -> None:
+    h = figures.History.from_records(records)
+    live.show_status(job, figures.progress(h, live.elapsed(job)))
+    for message in h.events:
+        st.caption(f"ℹ️ {message}")
+    for name, c in figures.live_charts(h).items():
+        chart(c.fig, c.takeaway, key=f"train.live.{name}")
+
+
+def _show_results(outcome: TrainOutcome) -> None:
+    res = outcome.result
+    plan = Plan.from_dict(res.plan)
+    st.header("📊 Results")
+    acc = res.final_val_acc
+    summary = (f"{plan.describe()} · {res.wall_s:.1f} s · {res.trainable_params:,} of {res.total_params:,} "
+               f"parameters trained")
+    if res.status == "finished":
+        st.success(f"✅ {res.reason} Validation accuracy **{100 * acc:.0f}%**. {summary}.")
+    elif res.status == "cancelled":
+        st.warning(f"⏹️ {res.reason} {summary}.")
+    else:
+        st.error(f"💥 {res.reason}")
+    h = figures.History.from_result(res)
+    n_classes = len(res.evaluation.classes) if res.evaluation else None
+    for name, c in figures.live_charts(h, n_classes).items():
+        chart(c.fig, c.takeaway, key=f"train.{name}")
+    if res.evaluation is not None:
+        left, right = st.columns(2, gap="large")
+        with left:
+            c = figures.confusion_chart(res.evaluation)
+            chart(c.fig, c.takeaway, key="train.confusion")
+        with right:
+            c = figures.per_class_chart(res.evaluation)
+            chart(c.fig, c.takeaway, key="train.per_class")
+        examples = figures.misclassified(res.evaluation, make_data(outcome.data)[1].x, k=8)
+        st.subheader("🔍 Misclassified validation images (worst first)")
+        if examples:
+            st.image([e.image for e in examples], caption=[e.caption for e in examples], width=110)
+            st.caption("Each caption reads true class → predicted class (the model's confidence).")
+        else:
+            st.caption("No validation image was misclassified.")
+    c = figures.drift_chart(res)
+    chart(c.fig, c.takeaway, key="train.drift")
+    with st.expander("🧾 Show the code: this plan as a standalone PyTorch script"):
+        st.code(plan_to_code(plan), language="python")
+    cols = st.columns(3)
+    if res.state_dict is not None:
+        cols[0].download_button("💾 Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
+                                file_name=f"{plan.arch}_{plan.strategy}.pt", mime="application/octet-stream",
+                                key="train.download_weights", on_click="ignore")
+    cols[1].download_button("📈 History per epoch (.csv)", data=figures.history_csv(res), file_name="history.csv",
+                            mime="text/csv", key="train.download_history", on_click="ignore")
+    cols[2].download_button("📉 Every step (.csv)", data=figures.steps_csv(res), file_name="steps.csv",
+                            mime="text/csv", key="train.download_steps", on_click="ignore")
+
+
+# ---- the page ---------------------------------------------------------------------------------------------------
 init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+live.setup(SLOT)
+ss = st.session_state
+if ss["plan"] != ss.get(P + "synced") or any(P + f not in ss for f in planform.FORM_FIELDS if f != "cut_after"):
+    _load_form(current_plan())
+if ss.get(P + "synced_data") != _data()[:2] or P + "n_per_class" not in ss:
+    ss[P + "n_per_class"], ss[P + "similarity"] = _data()[:2]
+    ss[P + "synced_data"] = _data()[:2]
+
 st.title("🏋️ Train live")
 st.markdown(f"**Plan:** {current_plan().describe()}")
-st.markdown(f"**Data:** shapes world, {st.session_state['data.n_per_class']} target images per class at "
-            f"similarity {st.session_state['data.similarity']:g}.")
-st.info("Training arrives with the engine.")
+n, sim, seed = _data()
+st.markdown(f"**Data:** shapes world, {n} target images per class at similarity {sim:g} (seed {seed}).")
+
+st.header("1 · The data")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.slider("Target images per class", *N_RANGE, **_kw("n_per_class", _on_data),
+              help="How much labelled target data there is (the quadrant's 'how much new data?').")
+    st.slider("Similarity to the source data", 0.0, 1.0, step=0.05, **_kw("similarity", _on_data),
+              help="1 draws the target like the source images; lower values shift colours, textures and noise.")
+    if sim < 0.5:
+        st.info("Below 0.5 the task itself changes: instead of naming new shapes, the model must tell the "
+                "**orientation of a grating** (0°, 45°, 90°, 135°), a low-level cue the source task never needed.",
+                icon="🔀")
+with right:
+    st.image(_preview(sim, seed), caption="Four training images per class (one row per class)", width="stretch")
+
+st.header("2 · The plan")
+values = _values()
+spec = get_spec(values["arch"])
+c1, c2, c3 = st.columns(3, gap="medium")
+c1.selectbox("Architecture", list(ARCHS), **_kw("arch", _on_structure),
+             format_func=lambda a: f"{a} ({ARCHS[a].paper})")
+c2.selectbox("Strategy", list(STRATEGIES), **_kw("strategy", _on_structure),
+             format_func=lambda s: STRATEGIES[s].label, help=STRATEGIES[values["strategy"]].summary)
+if values["strategy"] == "early_classifier":
+    c3.selectbox("Cut the network after", list(spec.body_groups), **_kw("cut_after", _on_structure),
+                 help="The groups up to here stay (frozen); the rest is removed and a new head sits on their features.")
+st.multiselect("Frozen layer groups", list(spec.body_groups), **_kw("frozen"),
+               disabled=values["strategy"] != "finetune_top",
+               help="Frozen groups keep their pretrained weights: no gradient, no update. 'Fine-tune only the final "
+                    "layers' lets you pick them (a prefix of the network); the other strategies fix them.")
+c1, c2, c3 = st.columns(3, gap="medium")
+c1.number_input("Base learning rate", min_value=0.0, max_value=100.0, step=0.001, format="%.4g", **_kw("lr"),
+                help="Each group's rate is this times its multiplier below. Try 10 to see a run diverge.")
+c2.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, step=1, **_kw("epochs"),
+                help="Passes over the training data (raised automatically to reach the minimum number of steps).")
+c3.number_input("Batch size", min_value=1, max_value=MAX_BATCH, step=1, **_kw("batch_size"),
+                help="Images per optimiser step; at most the number of training images.")
+c1, c2 = st.columns(2, gap="medium")
+c1.radio("BatchNorm in frozen groups", list(BN_POLICIES), format_func=BN_TEXT.get, **_kw("bn_policy"),
+         help="Setting requires_grad=False does not stop BatchNorm from updating its running mean and variance in "
+              "train mode. 'Keep' puts frozen groups in eval mode; 'Re-estimate' adapts the statistics (and turns "
+              "off the frozen-feature cache).")
+c2.number_input("Gradual unfreezing: thaw one group every n epochs (0 = off)", min_value=0, max_value=MAX_EPOCHS,
+                step=1, **_kw("unfreeze_every"),
+                help="ULMFiT-style: the deepest frozen group starts training every n epochs.")
+with st.expander("🎚️ Learning rate per layer group (multiplier × base rate)"):
+    groups = planform.form_groups(values)
+    for col, g in zip(st.columns(len(groups)), groups):
+        col.number_input(g, min_value=0.0, max_value=1000.0, step=0.1, format="%.3g", **_kw(planform.mult_key(g)))
+    st.caption("Discriminative learning rates: small multipliers for the generic early layers, larger ones for the "
+               "specific later layers and the new head.")
+with st.expander("⚙️ More settings"):
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox("Optimizer", list(OPTIMIZERS), **_kw("optimizer"))
+    c2.selectbox("Schedule", list(SCHEDULES), **_kw("schedule"))
+    c3.selectbox("Device", list(DEVICES), **_kw("device"))
+    c1.number_input("Minimum optimiser steps", min_value=0, max_value=100_000, step=10, **_kw("min_steps"),
+                    help="Tiny datasets get extra epochs until this many steps are reached.")
+    c2.number_input("Weight decay", min_value=0.0, max_value=1.0, step=1e-4, format="%.4g", **_kw("weight_decay"))
+    c3.checkbox("Augment (random flips and shifts)", **_kw("augment"))
+
+plan, error = None, None
+try:
+    plan = planform.plan_from_form(_values(), seed=seed).validate_for_data(*planform.data_shape(n, sim))
+except ValueError as e:
+    error = str(e)
+if error:
+    st.error(f"**This plan cannot run yet.** {error}", icon="🚫")
+else:
+    show_plan(plan, key="train.plan_chart")
+weights_missing = None
+if plan is not None and plan.pretrained and ARCHS[plan.arch].torchvision:
+    from tl_core.weights import weights_status
+
+    status = weights_status(plan.arch)
+    if not status.available:
+        weights_missing = status.how_to_get()
+        st.warning(weights_missing, icon="📦")
+    else:
+        st.info(f"{plan.arch} trains at {ARCHS[plan.arch].input_size} px: on a CPU expect minutes, not seconds.",
+                icon="🐢")
+
+st.header("3 · Train")
+b1, b2, _ = st.columns([2, 1, 3])
+b1.button("▶️ Start", key=P + "start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
+          disabled=plan is None or weights_missing is not None, help="Train this plan in the background (Ctrl+Enter).")
+b2.button("⏹️ Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
+          help="Stop after the current step; finished epochs are kept (Alt+X).")
+if ss.get(P + "error"):
+    st.error(ss.pop(P + "error"), icon="🚫")
+if ss[f"{SLOT}.error"]:
+    st.error(ss[f"{SLOT}.error"], icon="⚠️")
+live.live_fragment(SLOT, _draw_live)
+if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
+    _show_results(ss[f"{SLOT}.result"])
+elif ss[f"{SLOT}.result"] is None and not live.is_active(SLOT):
+    st.caption("Press **Start** to train this plan. The default run takes a few seconds.")

@@ -9,8 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,10 +17,8 @@ OWN_PAGES = ("pages/welcome.py", "pages/matrix.py", "pages/quadrant.py", "pages/
 TITLES = {"pages/welcome.py": "🎓 What is transfer learning?", "pages/matrix.py": "🧮 Domain & task matrix",
           "pages/quadrant.py": "🧭 Size vs similarity", "pages/train.py": "🏋️ Train live"}
 
-# Why the shim: AppTest resets PagesManager.uses_pages_directory before every run, and because this app keeps
-# its pages in a folder called pages/, it then runs the legacy pages/-directory mode: a switched-to page runs
-# WITHOUT app.py (no init_state, no sidebar). A real server leaves that mode for good once any session has run
-# app.py's st.navigation. The shim puts AppTest in that steady state, so these tests exercise the real router.
+# The `app` fixture (tests/conftest.py) runs AppTest in the router's steady navigation mode; see the comment there.
+# A subprocess cannot use the fixture, so it gets the same shim as source text.
 _SHIM = """
 import streamlit.testing.v1.app_test as _m
 from streamlit.runtime.pages_manager import PagesManager as _PM
@@ -32,21 +28,6 @@ class _NavigationPagesManager(_PM):
         _PM.uses_pages_directory = False
 _m.PagesManager = _NavigationPagesManager
 """
-
-
-class _NavigationPagesManager(PagesManager):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture()
-def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def _go(at: AppTest, page: str) -> AppTest:
@@ -173,7 +154,8 @@ def test_use_this_plan_stores_plan_and_data_and_lands_on_train(app: AppTest):
     assert app.title[0].value == TITLES["pages/train.py"]
     assert any("Fine-tune all layers · resnet18" in m.value for m in app.markdown)
     assert "Fine-tune all layers · resnet18" in app.sidebar.caption[0].value
-    assert any("Training arrives with the engine" in i.value for i in app.info)
+    assert app.selectbox(key="train.arch").value == "resnet18"  # the Train page's form shows the plan
+    assert app.selectbox(key="train.strategy").value == "finetune_all"
 
 
 def test_quadrant_knobs_survive_navigating_away_and_back(app: AppTest):

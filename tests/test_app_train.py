@@ -1,0 +1,212 @@
+"""App tests for the Train and Race pages: widgets driven by key, real background runs, charts read from the page."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tl_core.jobs import get_manager
+
+TRAIN, RACE = "pages/train.py", "pages/race.py"
+GROUPS = ("block1", "block2", "block3", "block4", "head")
+
+
+def _go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _finish(at: AppTest, slot: str, timeout: float = 120.0):
+    """Wait for the slot's job to end, then re-run the page until it has picked the outcome up."""
+    job = get_manager().get(at.session_state[f"{slot}.job"])
+    assert job is not None and job.wait(timeout), f"the {slot} job did not end in {timeout} s"
+    deadline = time.monotonic() + 60
+    while at.session_state[f"{slot}.done"] != job.id:
+        assert time.monotonic() < deadline, "the page never picked up the finished job"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return job
+
+
+def _tiny_form(at: AppTest) -> None:
+    """5 images per class, 2 epochs, at least 10 steps of 8 images: a run of about a second."""
+    at.slider(key="train.n_per_class").set_value(5).run()
+    at.number_input(key="train.epochs").set_value(2)
+    at.number_input(key="train.min_steps").set_value(10)
+    at.number_input(key="train.batch_size").set_value(8).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page, by title."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        fig = json.loads(el.proto.spec)
+        out[fig["layout"]["title"]["text"]] = fig
+    return out
+
+
+def _trained(app: AppTest) -> AppTest:
+    _go(app, TRAIN)
+    _tiny_form(app)
+    app.button(key="train.start").click().run()
+    assert not app.exception
+    job = _finish(app, "train")
+    assert job.state == "done"
+    return app
+
+
+# ---- smoke -----------------------------------------------------------------------------------------------------
+def test_train_and_race_pages_render(app: AppTest):
+    _go(app, TRAIN)
+    assert app.title[0].value == "🏋️ Train live"
+    assert app.button(key="train.start").disabled is False
+    assert any("What trains in shapesnet" in t for t in _charts(app))  # the plan's groups
+    _go(app, RACE)
+    assert app.title[0].value == "🏁 The race"
+    assert app.multiselect(key="race.strategies").value == ["feature_extract", "finetune_top", "finetune_all",
+                                                            "scratch"]
+    assert app.button(key="race.start").disabled is True  # predict before reveal
+    app.radio(key="race.prediction").set_value("scratch").run()
+    assert app.button(key="race.start").disabled is False
+
+
+# ---- a run on the Train page ------------------------------------------------------------------------------------
+def test_short_run_draws_charts_with_one_heatmap_row_per_group(app: AppTest):
+    _trained(app)
+    result = app.session_state["train.result"].result
+    assert result.status == "finished" and result.groups == GROUPS
+    charts = _charts(app)
+    heat = charts["Gradient norm per layer group and step"]
+    (trace,) = [t for t in heat["data"] if t["type"] == "heatmap"]
+    assert len(trace["y"]) == len(trace["z"]) == len(GROUPS)
+    assert [("frozen" in y) for y in trace["y"]] == [g in result.frozen for g in GROUPS]
+    assert len(trace["x"]) == len(result.steps)
+    for title in ("Loss and accuracy per epoch", "Update-to-weight ratio per layer group",
+                  "Confusion matrix (validation images)", "Accuracy per class (validation images)",
+                  "How far each layer group moved from its starting weights"):
+        assert title in charts
+    confusion = next(t for t in charts["Confusion matrix (validation images)"]["data"] if t["type"] == "heatmap")
+    assert sum(map(sum, confusion["z"])) == 200  # 50 validation images per class, 4 classes
+    takeaways = [c.value for c in app.caption if c.value.startswith("**Takeaway:**")]
+    assert any("Frozen block1, block2 and block3 had no gradient" in t for t in takeaways)
+    gallery = app.image[-1].captions  # the misclassified validation images, worst first
+    top = result.evaluation.top_losses
+    assert len(gallery) == min(8, len(top)) > 0
+    assert gallery[0].startswith(f"{top[0]['true']} → {top[0]['pred']}")
+    assert "import torch" in app.code[0].value  # show the code
+    assert {b.proto.label for b in app.get("download_button")} >= {"💾 Trained weights (.pt)",
+                                                                   "📈 History per epoch (.csv)"}
+    assert app.success and "Validation accuracy" in app.success[0].value
+
+
+def test_invalid_plan_shows_the_error_and_keeps_previous_results(app: AppTest):
+    _trained(app)
+    before = app.session_state["train.result"]
+    plan_before = app.session_state["plan"]
+    app.number_input(key="train.lr").set_value(0.0).run()
+    assert not app.exception
+    assert any("learning rate must be a positive number" in e.value for e in app.error)
+    assert app.button(key="train.start").disabled is True
+    assert app.session_state["plan"] == plan_before  # the invalid form never becomes the plan
+    assert app.session_state["train.result"] is before
+    assert "Gradient norm per layer group and step" in _charts(app)  # the previous results are still shown
+    app.number_input(key="train.lr").set_value(0.003)
+    app.number_input(key="train.batch_size").set_value(500).run()
+    assert any("larger than the 20 training images" in e.value for e in app.error)
+    assert app.button(key="train.start").disabled is True and app.session_state["train.result"] is before
+    app.number_input(key="train.batch_size").set_value(8).run()
+    assert not app.error and app.button(key="train.start").disabled is False
+
+
+def test_start_twice_and_stop_twice_do_not_raise(app: AppTest):
+    _go(app, TRAIN)
+    _tiny_form(app)
+    app.number_input(key="train.epochs").set_value(300).run()  # long enough to be stopped
+    app.button(key="train.start").click().run()
+    first = app.session_state["train.job"]
+    app.button(key="train.start").click().run()
+    assert app.session_state["train.job"] == first  # Start twice: the same job
+    app.button(key="train.stop").click().run()
+    app.button(key="train.stop").click().run()
+    assert not app.exception
+    job = _finish(app, "train")
+    assert job.state in ("cancelled", "done")
+    assert app.session_state["train.result"].result.status in ("cancelled", "finished")
+    app.button(key="train.stop").click().run()  # Stop with nothing running
+    assert not app.exception
+
+
+def test_diverging_run_says_why(app: AppTest):
+    _go(app, TRAIN)
+    _tiny_form(app)
+    app.number_input(key="train.lr").set_value(10.0).run()
+    app.button(key="train.start").click().run()
+    _finish(app, "train")
+    result = app.session_state["train.result"].result
+    assert result.status == "diverged" and result.evaluation is None
+    assert any(result.reason in e.value for e in app.error)
+
+
+def test_reload_picks_the_finished_run_up_again(app: AppTest, monkeypatch: pytest.MonkeyPatch):
+    _trained(app)
+    run_param = app.query_params["run"]
+    job_id = app.session_state["train.job"]
+    assert run_param.startswith(f"{job_id}-")
+    fresh = AppTest.from_file(app._script_path, default_timeout=60)  # a new browser session, same URL
+    fresh.query_params["run"] = run_param
+    fresh.run()
+    _go(fresh, TRAIN)
+    assert fresh.session_state["train.job"] == job_id
+    assert fresh.session_state["train.result"].result is app.session_state["train.result"].result
+    forged = AppTest.from_file(app._script_path, default_timeout=60)
+    forged.query_params["run"] = f"{job_id}-0000000000000000"  # a wrong token adopts nothing
+    forged.run()
+    _go(forged, TRAIN)
+    assert forged.session_state["train.job"] is None
+
+
+# ---- from the quadrant ------------------------------------------------------------------------------------------
+def test_use_this_plan_reaches_the_train_page_with_that_plan(app: AppTest):
+    _go(app, "pages/quadrant.py")
+    app.slider(key="quadrant.size").set_value(600)
+    app.slider(key="quadrant.similarity").set_value(0.2).run()
+    app.button(key="quadrant.use").click().run()
+    assert not app.exception
+    assert app.title[0].value == "🏋️ Train live"
+    assert app.selectbox(key="train.strategy").value == "scratch"
+    assert app.multiselect(key="train.frozen").value == []
+    assert app.slider(key="train.n_per_class").value == 600
+    assert app.slider(key="train.similarity").value == pytest.approx(0.2)
+    assert any("orientation of a grating" in i.value for i in app.info)  # below 0.5 the task changes
+
+
+# ---- the race ---------------------------------------------------------------------------------------------------
+def test_race_fills_its_results_table(app: AppTest):
+    _go(app, TRAIN)
+    app.slider(key="train.n_per_class").set_value(5).run()
+    _go(app, RACE)
+    app.multiselect(key="race.strategies").set_value(["feature_extract", "early_classifier"]).run()
+    app.radio(key="race.prediction").set_value("early_classifier").run()
+    app.button(key="race.start").click().run()
+    assert not app.exception
+    _finish(app, "race")
+    outcome = app.session_state["race.result"]
+    assert [lane.key for lane in outcome.lanes] == ["feature_extract", "early_classifier"]
+    table = app.dataframe[0].value
+    assert list(table["Strategy"]) and set(table["Strategy"]) == {"Fixed feature extraction",
+                                                                  "Classifier on the initial layers"}
+    assert list(table["Validation accuracy"]) == sorted(table["Validation accuracy"], reverse=True)
+    verdict = (app.success or app.info)[0].value
+    assert "Classifier on the initial layers" in verdict
+    heat = _charts(app)["Gradient norm per layer group, one panel per lane"]
+    assert [t["y"] for t in heat["data"]] == [list(GROUPS)] * 2  # one row per group in every panel
+    early = heat["data"][1]["z"]
+    assert early[2] == early[3] == [None] * len(early[2])  # the early classifier cut block3 and block4 off ...
+    assert early[4] and all(v is not None for v in early[4])  # ... and trains only its head
+    marks = {(a["xref"], a["y"], a["text"]) for a in heat["layout"]["annotations"]}
+    assert {("x2", "block3", "cut off"), ("x2", "block4", "cut off"), ("x2", "block1", "frozen")} <= marks

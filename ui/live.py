@@ -1,0 +1,194 @@
+"""Streamlit helpers for a page's background job: start, stop, pick up the result, and the live-redrawing fragment.
+
+A page owns one job "slot" ("train", "race"). Its session-state keys:
+    "<slot>.job"     id of the slot's latest job in tl_core.jobs' process-wide manager (int or None)
+    "<slot>.result"  the latest finished (or stopped) job's result; kept across page switches
+    "<slot>.error"   why the latest job could not run or failed, for the learner (str or None)
+    "<slot>.done"    id of the job whose outcome is in "<slot>.result" / "<slot>.error"
+
+Training never runs on the script thread: `start` submits a job, and `live_fragment` redraws only the live part
+of the page from the job's record buffer every `LIVE_EVERY_S` seconds while the job is queued or running. When
+the job ends, the fragment moves its outcome into session state and reruns the whole page once, which draws the
+results and stops the timer.
+
+What survives what: switching pages keeps everything (session state). A browser reload starts a new session;
+the page's URL carries `?run=<job id>-<token>`, where the token is derived from the session that started the
+job, so the new session picks the job up again (still running, or finished) for as long as this server process
+holds it: the manager keeps a session's finished jobs until that session starts its next job, and the reaper
+(ui.session) keeps the old session's jobs while the new one, which claims them, lives. A server restart loses
+all runs; download the weights and the history to keep them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from tl_core import figures
+from tl_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobContext, get_manager
+from ui import session
+
+LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job is active
+SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
+URL_PARAM = "run"
+
+
+def init_slot(slot: str) -> None:
+    """Create the slot's session-state keys if missing, and remember the slot (idempotent)."""
+    for suffix in ("job", "result", "error", "done"):
+        st.session_state.setdefault(f"{slot}.{suffix}", None)
+    slots = st.session_state.setdefault(SLOTS_KEY, [])
+    if slot not in slots:
+        slots.append(slot)
+
+
+def owner() -> str:
+    """This browser session's id (ui.session): the owner of its jobs in the manager's fair queue."""
+    return session.session_id()
+
+
+def _token(job: Job) -> str:
+    return hashlib.sha256(f"{job.owner}:{job.id}".encode()).hexdigest()[:16]
+
+
+def current_job(slot: str) -> Job | None:
+    """The slot's latest job, if the manager still has it."""
+    return get_manager().get(st.session_state.get(f"{slot}.job"))
+
+
+def is_active(slot: str) -> bool:
+    """Whether the slot's job is queued or running."""
+    job = current_job(slot)
+    return job is not None and job.active
+
+
+def harvest(slot: str) -> bool:
+    """Move a finished job's outcome into session state (once per job). Returns whether anything changed.
+
+    A finished or stopped job's result goes to "<slot>.result" (a stopped training run still has its finished
+    epochs and an evaluation); a failed job's message goes to "<slot>.error" and the previous result stays.
+    """
+    init_slot(slot)
+    job = current_job(slot)
+    if job is None or job.active or st.session_state[f"{slot}.done"] == job.id:
+        return False
+    if job.state in (DONE, CANCELLED) and job.result is not None:
+        st.session_state[f"{slot}.result"] = job.result
+        st.session_state[f"{slot}.error"] = None
+    elif job.state == FAILED:
+        st.session_state[f"{slot}.error"] = job.error or "The run failed."
+    st.session_state[f"{slot}.done"] = job.id
+    return True
+
+
+def adopt_from_url(slot: str) -> None:
+    """After a browser reload: take over the job named in the URL, if this server still holds it and the token
+    matches. Call at the top of the page, after `init_slot`."""
+    if st.session_state.get(f"{slot}.job") is not None:
+        return
+    raw = st.query_params.get(URL_PARAM, "")
+    job_id, _, token = str(raw).partition("-")
+    if not job_id.isdigit():
+        return
+    job = get_manager().get(int(job_id))
+    if job is not None and job.label.startswith(f"{slot}:") and token == _token(job):
+        st.session_state[f"{slot}.job"] = job.id
+
+
+def sync_url(slot: str) -> None:
+    """Put the slot's job into the page URL, so that a browser reload can pick it up again."""
+    job = current_job(slot)
+    if job is not None:
+        value = f"{job.id}-{_token(job)}"
+        if st.query_params.get(URL_PARAM) != value:
+            st.query_params[URL_PARAM] = value
+
+
+def setup(slot: str) -> None:
+    """Everything a job page does first: init the keys, adopt a job from the URL, harvest, keep the URL in step,
+    and register the session with the reaper (ui.session), claiming the owner of an adopted job."""
+    init_slot(slot)
+    adopt_from_url(slot)
+    harvest(slot)
+    sync_url(slot)
+    session.track(claim_jobs=[st.session_state.get(f"{slot}.job")])
+
+
+def start(slot: str, fn: Callable[[JobContext], Any], label: str) -> Job | None:
+    """Submit a job for this session (use from an on_click callback). Start twice is safe: while the slot's job
+    is active, that job is returned and nothing new is queued.
+
+    Args:
+        slot: The page's slot.
+        fn: The job function (see tl_core.runs).
+        label: What the job is, shown in queue messages; prefixed with the slot.
+
+    Returns:
+        The slot's active job, or None when another of this session's jobs is still running (then
+        "<slot>.error" says so).
+    """
+    init_slot(slot)
+    mgr = get_manager()
+    mine = current_job(slot)
+    if mine is not None and mine.active:
+        return mine
+    me = owner()
+    busy = [j for j in mgr.jobs_of(me) if j.active]
+    if busy:
+        st.session_state[f"{slot}.error"] = (f"You already have a run going ({busy[0].label}). Stop it or let it "
+                                             f"finish first: each learner trains one thing at a time.")
+        return None
+    for s in st.session_state.get(SLOTS_KEY, []):  # keep every finished outcome before the manager forgets
+        harvest(s)                                  # this session's old jobs
+    mgr.forget(me)
+    job = mgr.submit(fn, owner=me, label=f"{slot}: {label}")
+    st.session_state[f"{slot}.job"] = job.id
+    st.session_state[f"{slot}.error"] = None
+    return job
+
+
+def stop(slot: str) -> None:
+    """Ask the slot's job to stop (use from an on_click callback). Safe twice, and with no job at all."""
+    get_manager().cancel(st.session_state.get(f"{slot}.job"))
+
+
+def show_status(job: Job, progress: figures.Progress) -> None:
+    """The queue position while queued, else a progress bar with the ETA."""
+    if job.state == QUEUED:
+        st.info(f"⏳ Queued: {figures.queue_message(get_manager().position(job))}")
+        st.progress(0.0, text="Waiting for a free slot…")
+    else:
+        st.progress(progress.fraction, text=progress.text)
+
+
+def elapsed(job: Job) -> float:
+    """Seconds since the job started running (0 while queued)."""
+    if job.started is None:
+        return 0.0
+    return (job.finished or time.monotonic()) - job.started
+
+
+def live_fragment(slot: str, draw: Callable[[Job, list[Any]], None]) -> None:
+    """Draw the slot's live part in a fragment that reruns every LIVE_EVERY_S while the job is active.
+
+    Args:
+        slot: The page's slot.
+        draw: Called with (job, buffer snapshot) on every redraw; draws status and live charts.
+    """
+    active = is_active(slot)
+
+    @st.fragment(run_every=LIVE_EVERY_S if active else None)
+    def _live() -> None:
+        job = current_job(slot)
+        if job is None or st.session_state.get(f"{slot}.done") == job.id:
+            return  # nothing running; the page draws the results
+        draw(job, job.buffer.snapshot())
+        if not job.active:  # it just ended: keep the outcome and redraw the whole page once
+            harvest(slot)
+            st.rerun()
+
+    _live()
