@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from tl_core import estimate, weights
+from tl_core.device import select_device
 from tl_core.estimate import Estimate
 from tl_core.jobs import get_manager
 from tl_core.safe_io import session_dir
@@ -24,6 +25,7 @@ from tl_core.weights import weights_status
 from test_predict import random_state
 
 OWN, EXPLORER = "pages/own_data.py", "pages/explorer.py"
+ON_CPU = select_device("auto").type == "cpu"  # where the page's runs train (its defaults depend on it)
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220)}
 
 
@@ -267,6 +269,7 @@ def _cache_mobilenet() -> None:
     torch.save(random_state("mobilenet_v3_small"), status.path)
 
 
+@pytest.mark.skipif(not ON_CPU, reason="the CPU defaults apply where training runs on the CPU")
 def test_imagenet_model_defaults_to_cached_feature_extraction_and_fine_tuning_asks_first(
         app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     _cache_mobilenet()
@@ -304,6 +307,17 @@ def test_imagenet_model_defaults_to_cached_feature_extraction_and_fine_tuning_as
     assert app.session_state["own.result"].val_images.shape[-1] == 224
 
 
+@pytest.mark.skipif(ON_CPU, reason="the GPU defaults apply where training runs on a GPU")
+def test_on_a_gpu_imagenet_models_fine_tune_by_default_without_asking(app: AppTest) -> None:
+    _cache_mobilenet()
+    _go(app, OWN)
+    _upload_zip(app, "shapes.zip", good_zip())
+    app.selectbox(key="own.arch").set_value("mobilenet_v3_small").run()
+    assert app.session_state["own.strategy"] == "finetune_top"
+    app.selectbox(key="own.strategy").set_value("finetune_all").run()
+    assert not [b for b in app.button if b.key == "own.measure"] and app.button(key="own.start").disabled is False
+
+
 def test_explorer_classifies_with_cached_imagenet_weights_without_network(app: AppTest) -> None:
     _cache_mobilenet()
     _go(app, EXPLORER)
@@ -314,6 +328,7 @@ def test_explorer_classifies_with_cached_imagenet_weights_without_network(app: A
     assert len(chart["data"][0]["y"]) == 5 and all(c in categories for c in chart["data"][0]["y"])
 
 
+@pytest.mark.skipif(not ON_CPU, reason="run-time estimates are asked for on the CPU only")
 def test_missing_weights_block_pretrained_strategies_but_not_training_from_scratch(
         app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     _go(app, OWN)
