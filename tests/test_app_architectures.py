@@ -7,38 +7,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
 import torchvision
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from tl_core.arch_summary import FAMILY_ORDER, family_cards, format_count
 from tl_core.archs import ARCHS
 from tl_core.plan import make_plan
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 PAGE = "pages/architectures.py"
 CARDS = family_cards()
 
 
-# Until tests/conftest.py provides a shared `app` fixture: the shim from tests/test_app_decisions.py, which keeps
-# AppTest out of the legacy pages/-directory mode so that switched-to pages run through app.py's router.
-class _NavigationPagesManager(PagesManager):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
 @pytest.fixture()
-def page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AppTest:
+def page(app: AppTest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AppTest:
+    """The Architectures page, reached through the router (`app` comes from tests/conftest.py)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty weights cache, whatever this machine has
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    app.switch_page(PAGE).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
 
 
 def _tab(at: AppTest, family: str):
