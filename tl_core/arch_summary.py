@@ -401,7 +401,11 @@ def group_table(summary: ArchSummary, plan: Plan) -> list[dict[str, Any]]:
 
 
 def trainable_params(summary: ArchSummary, plan: Plan) -> int:
-    """How many of the summary's parameters the plan trains (cut-off and frozen groups excluded)."""
+    """How many of the summary's parameters the plan trains (cut-off and frozen groups excluded).
+
+    The head is counted at its size in this architecture; after an early cut ("Classifier on the initial layers")
+    the real new head sits on fewer channels and is smaller.
+    """
     return sum(row["Parameters"] for row in group_table(summary, plan) if row["Trains"])
 
 
