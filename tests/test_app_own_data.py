@@ -376,3 +376,17 @@ def test_explorer_download_button_only_when_allowed_and_with_progress(
     assert calls == ["mobilenet_v3_small"]
     assert any("loaded from this server's cache" in s.value for s in app.success)
     assert "What mobilenet_v3_small sees: its top 5 classes" in _charts(app)
+
+
+def test_explorer_camera_snapshot_and_a_broken_upload(app: AppTest) -> None:
+    _go(app, EXPLORER)
+    app.radio(key="explorer.source").set_value("camera").run()
+    app.camera_input(key="explorer.camera").set_value(("shot.jpg", picture("red", 1, fmt="JPEG"), "image/jpeg")).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert "What the shapes model sees: its top 6 classes" in _charts(app)
+    assert "shot.jpg" in app.image[0].captions
+    app.radio(key="explorer.source").set_value("upload").run()
+    app.file_uploader(key="explorer.upload").set_value(("fake.png", b"<html>not a picture</html>", "image/png")).run()
+    assert not app.exception
+    assert any("not an image PIL can read" in e.value for e in app.error)
+    assert not app.get("plotly_chart")  # nothing is classified
