@@ -97,3 +97,23 @@ def test_reaper_keeps_an_adopted_job_owner_while_the_new_session_lives() -> None
     reaper.tick()
     now[0] = 1010.0
     assert sorted(reaper.tick()) == ["new", "old"] and reaper.claims == {}
+
+
+def test_run_forever_ticks_until_stopped() -> None:
+    ticks: list[str] = []
+    cleaned = threading.Event()
+
+    def clean(sid: str) -> None:
+        ticks.append(sid)
+        cleaned.set()
+
+    reaper = Reaper(is_alive=lambda s: False, grace=0.0, clean=clean)
+    reaper.register("gone")
+    thread = threading.Thread(target=reaper.run_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        assert cleaned.wait(10), "the reaper thread never ticked"
+    finally:
+        reaper.stop.set()
+        thread.join(10)
+    assert ticks == ["gone"] and not thread.is_alive()

@@ -149,6 +149,7 @@ class Reaper:
     claims: dict[str, set[str]] = field(default_factory=dict)  # owner id -> sessions that claim it
     gone_since: dict[str, float] = field(default_factory=dict)  # id -> first time seen gone
     cleaned: list[str] = field(default_factory=list)  # every id cleaned so far, in order (for tests and logs)
+    stop: threading.Event = field(default_factory=threading.Event)  # set it to end run_forever
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def register(self, sid: str) -> None:
@@ -185,9 +186,9 @@ class Reaper:
             self.cleaned.extend(to_clean)
         return to_clean
 
-    def run_forever(self, stop: threading.Event, every: float = REAP_EVERY_S) -> None:
-        """Call tick every `every` seconds until `stop` is set (the body of the daemon thread)."""
-        while not stop.wait(every):
+    def run_forever(self, every: float = REAP_EVERY_S) -> None:
+        """Call tick every `every` seconds until `self.stop` is set (the body of the daemon thread)."""
+        while not self.stop.wait(every):
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - a failed round must not end the reaper; the next one retries
@@ -202,12 +203,12 @@ def _server_is_alive(sid: str) -> bool:
     return True if rt is None else rt.is_active_session(sid)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, on_release=lambda reaper: reaper.stop.set())
 def _reaper() -> Reaper:
-    """The one reaper of this server process, with its daemon thread (started on first use)."""
+    """The one reaper of this server process, with its daemon thread (started on first use; if the resource
+    cache is cleared, the old thread stops and the next page run starts a new one)."""
     reaper = Reaper(is_alive=_server_is_alive)
-    stop = threading.Event()
-    threading.Thread(target=reaper.run_forever, args=(stop,), name="tl-session-reaper", daemon=True).start()
+    threading.Thread(target=reaper.run_forever, name="tl-session-reaper", daemon=True).start()
     return reaper
 
 
