@@ -152,3 +152,17 @@ def test_bad_data_is_refused_before_training(source, tiny):
     tr, va = tiny
     with pytest.raises(ValueError, match="larger than the 32 training images"):
         train(make_plan("finetune_all", batch_size=64), tr, va, base=source)
+
+
+def test_inception_trains_its_aux_head_at_299_pixels_and_caches_without_it():
+    from tl_core.models import build_model
+    from tl_core.train import TensorData
+
+    data = TensorData(torch.rand(4, 3, 32, 32), torch.arange(4) % 2, ("a", "b"))
+    base = build_model("inception_v3", 10)
+    full = train(make_plan("finetune_all", arch="inception_v3", epochs=1, min_steps=0, batch_size=2), data, data,
+                 base=base, keep_weights=False)
+    assert full.status == "finished" and full.steps[0].grad_norm["aux"] > 0  # the aux loss reached its head
+    top = train(make_plan("finetune_top", arch="inception_v3", epochs=1, min_steps=0, batch_size=2), data, data,
+                base=base, keep_weights=False)
+    assert top.cached_prefix == ("stem", "mixed5", "mixed6") and top.steps[0].grad_norm["aux"] is None

@@ -45,7 +45,7 @@ def estimate_run(plan: Plan, n_train: int, n_val: int, n_classes: int, image_siz
     """
     plan.validate()
     built = build_for_plan(plan, n_classes, image_size, base=base)
-    size = models.input_size_for(plan.arch, image_size)
+    size = models.input_size_for(plan.arch, image_size, aux=plan.trains_aux)
     heavy = plan.spec.torchvision
     batch = min(plan.batch_size, probe_batch, n_train)
     x = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)

@@ -259,11 +259,19 @@ def build_model(arch: str, num_classes: int, *, aux_logits: bool = True) -> nn.M
     return get_model(arch, **kwargs)
 
 
-def input_size_for(arch: str, data_size: int) -> int:
-    """The side length images are resized to before entering `arch` (at least the family's minimum)."""
+def input_size_for(arch: str, data_size: int, *, aux: bool = False) -> int:
+    """The side length images are resized to before entering `arch` (at least the family's minimum).
+
+    Args:
+        arch: A registry key.
+        data_size: Side length of the images.
+        aux: Inception only: its auxiliary classifier trains too, which needs the native 299-pixel input.
+    """
     spec = get_spec(arch)
     if not spec.torchvision:
         return data_size
+    if spec.family == "inception" and aux:
+        return max(data_size, spec.input_size)
     minimum = 80 if spec.family == "inception" else 64
     return max(data_size, minimum)
 
@@ -286,9 +294,9 @@ class Preprocess(nn.Module):
         return x
 
 
-def preprocess_for(arch: str, data_size: int) -> Preprocess:
-    """The input transform between [0, 1] image tensors and `arch`."""
-    return Preprocess(input_size_for(arch, data_size), imagenet=get_spec(arch).torchvision)
+def preprocess_for(arch: str, data_size: int, *, aux: bool = False) -> Preprocess:
+    """The input transform between [0, 1] image tensors and `arch` (see input_size_for)."""
+    return Preprocess(input_size_for(arch, data_size, aux=aux), imagenet=get_spec(arch).torchvision)
 
 
 def cut_model(model: nn.Module, arch: str, cut_after: str, num_classes: int, data_size: int) -> nn.Sequential:

@@ -92,6 +92,11 @@ class Plan:
         """Groups that train from the first step."""
         return tuple(g for g in self.groups if g not in self.frozen)
 
+    @property
+    def trains_aux(self) -> bool:
+        """Whether Inception's auxiliary classifier trains (it then needs the native 299-pixel input)."""
+        return "aux" in self.groups and ("aux" not in self.frozen or self.unfreeze_every > 0)
+
     def lr_for(self, group: str) -> float:
         """The learning rate a group gets while it is trainable."""
         return self.lr * self.lr_mult.get(group, 1.0)

@@ -254,7 +254,7 @@ class Trainer:
         res.total_params = models.count_params(model)
 
         # Inputs: resize and normalise once, on the device.
-        pre = models.preprocess_for(plan.arch, data_size).to(device)
+        pre = models.preprocess_for(plan.arch, data_size, aux=plan.trains_aux).to(device)
         model.to(device)
         use_cuda = device.type == "cuda"
         model.to(memory_format=torch.channels_last)  # faster convolutions on CUDA and on the CPU alike
@@ -320,7 +320,7 @@ class Trainer:
 
         self._emit(StartRecord(total_steps=total_steps, epochs=epochs, groups=gm.groups, frozen=tuple(sorted(
             gm.frozen, key=gm.groups.index)), cached=res.cached_prefix))
-        explode_at = 100 * math.log(max(len(classes), 2))  # 100x the loss of a uniform guess: divergence
+        explode_at = 100 * math.log(max(len(classes), 2))  # 100x a uniform guess, or the first loss if larger
         step = 0
         halved = False
         try:
@@ -373,6 +373,8 @@ class Trainer:
                     (loss_v, n_right), grads, ratios = tracker.after_step(
                         loss.float(), (logits.detach().argmax(1) == yb).sum(dtype=torch.float32))
                     optimizer.zero_grad(set_to_none=True)
+                    if step == 0 and math.isfinite(loss_v):  # a poor start (e.g. random features) is no divergence
+                        explode_at = max(explode_at, 100 * loss_v)
                     if not math.isfinite(loss_v) or loss_v > explode_at:
                         what = f"became {loss_v}" if not math.isfinite(loss_v) else f"exploded to {loss_v:.3g}"
                         raise Diverged(f"The loss {what} at step {step + 1} (epoch {epoch + 1}). The learning "
