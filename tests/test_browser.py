@@ -28,7 +28,7 @@ TRAIN_S = 120_000  # ms to wait for the trained run's charts
 
 def _require_chromium() -> None:
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser test."
+        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the browser test."
         if os.environ.get("TLP_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -67,7 +67,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if code is not None:
                 pytest.fail(f"streamlit exited with {code}:\n{log_path.read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not open port {port} in {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"streamlit did not open port {port} in {SERVER_START_S} s:\n"
+                            f"{log_path.read_text()[-3000:]}")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

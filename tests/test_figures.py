@@ -159,7 +159,8 @@ def test_curves_and_update_ratio_charts(run):
     train_acc = next(t for t in c.fig.data if t.name == "train" and t.xaxis == "x2")
     assert list(train_acc.y) == [e.train_acc for e in result.epochs]
     r = figures.update_ratio_chart(h)
-    assert {t.name for t in r.fig.data} == {"block4", "head"}  # frozen groups have no ratio line
+    assert {t.name for t in r.fig.data} == {"block4", "head", "rule of thumb ≈ 10⁻³"}  # no line for frozen groups
+    assert list(r.fig.data[-1].y) == [figures.RATIO_RULE_OF_THUMB] * 2
     assert r.fig.layout.yaxis.type == "log"
     assert "frozen block1, block2 and block3 by nothing" in r.takeaway
     assert set(figures.live_charts(h)) == {"curves", "grads", "ratio"}

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from tl_core import palette
 from tl_core.plan import STRATEGIES, Plan
@@ -196,21 +195,43 @@ def _list(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _layout(fig: go.Figure, title: str, height: int, **kw: Any) -> go.Figure:
+def _axis(title: str | None = None, **kw: Any) -> dict:
+    """An axis as a dict, with projector-sized tick and title fonts."""
+    axis = dict(tickfont=dict(size=FONT["size"] - 1), gridcolor=palette.LIGHT, zeroline=False, **kw)
+    if title:
+        axis["title"] = dict(text=title, font=dict(size=FONT["size"]))
+    return axis
+
+
+def _figure(data: list[dict], title: str, height: int, **layout: Any) -> go.Figure:
+    """A figure from plain dicts in one validated step (much cheaper than plotly's update_* and make_subplots,
+    which matters for the live redraws that share the CPU with training)."""
     base = dict(title=dict(text=title), height=height, font=FONT, margin=dict(l=10, r=10, t=70, b=10),
                 plot_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-    fig.update_layout(**{**base, **kw})
-    fig.update_xaxes(tickfont=dict(size=FONT["size"] - 1), title_font=dict(size=FONT["size"]))
-    fig.update_yaxes(tickfont=dict(size=FONT["size"] - 1), title_font=dict(size=FONT["size"]))
-    return fig
+    return go.Figure(dict(data=data, layout={**base, **layout}))
+
+
+def _note(text: str, x: Any, y: Any, xref: str = "x", yref: str = "y", size: int = 15, **kw: Any) -> dict:
+    """A text annotation without an arrow."""
+    return dict(text=text, x=x, y=y, xref=xref, yref=yref, showarrow=False,
+                font=dict(size=size, color=palette.BLACK), **kw)
+
+
+def _panels(n: int, gap: float) -> list[list[float]]:
+    """x domains of n side-by-side panels."""
+    width = (1 - gap * (n - 1)) / n
+    return [[i * (width + gap), i * (width + gap) + width] for i in range(n)]
+
+
+def _panel_titles(titles: Sequence[str], domains: list[list[float]]) -> list[dict]:
+    return [_note(t, (d[0] + d[1]) / 2, 1.0, "paper", "paper", size=FONT["size"], yanchor="bottom")
+            for t, d in zip(titles, domains)]
 
 
 def _waiting(title: str, message: str, height: int = 320) -> Chart:
     """A titled, empty figure that says what it waits for."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=18, color="#555555"))
-    _layout(fig, title, height, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    fig = _figure([], title, height, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                  annotations=[_note(message, 0.5, 0.5, "paper", "paper", size=18)])
     return Chart(fig, message)
 
 
@@ -308,25 +329,31 @@ def curves_chart(h: History, n_classes: int | None = None, *, title: str = "Loss
     if not h.epochs:
         return _waiting(title, "Waiting for the first epoch to finish…")
     x = [e.epoch + 1 for e in h.epochs]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss (lower is better)", "Accuracy (higher is better)"),
-                        horizontal_spacing=0.08)
+    domains = _panels(2, 0.08)
     series = (("train", palette.BLUE, "solid", "circle"), ("validation", palette.ORANGE, "dash", "diamond"))
+    data = []
     for col, metric in ((1, "loss"), (2, "acc")):
+        axis = "" if col == 1 else "2"
         for name, colour, dash, symbol in series:
             attr = f"{'train' if name == 'train' else 'val'}_{metric}"
-            y = [getattr(e, attr) for e in h.epochs]
-            fig.add_trace(go.Scatter(x=x, y=y, name=name, legendgroup=name, showlegend=col == 1, connectgaps=True,
-                                     mode="lines+markers", line=dict(color=colour, dash=dash, width=3),
-                                     marker=dict(symbol=symbol, size=8)), row=1, col=col)
+            data.append(dict(type="scatter", x=x, y=[getattr(e, attr) for e in h.epochs], name=name,
+                             legendgroup=name, showlegend=col == 1, connectgaps=True, mode="lines+markers",
+                             xaxis=f"x{axis}", yaxis=f"y{axis}", line=dict(color=colour, dash=dash, width=3),
+                             marker=dict(symbol=symbol, size=8)))
+    shapes, notes = [], _panel_titles(("Loss (lower is better)", "Accuracy (higher is better)"), domains)
     for e in h.epochs:
         if e.thawed:
-            fig.add_vline(x=e.epoch + 1, line=dict(color=palette.GREY, dash="dot"),
-                          annotation_text=f"thawed {', '.join(e.thawed)}", annotation_position="top left")
-    fig.update_xaxes(title_text="epoch", gridcolor=palette.LIGHT, tick0=1, dtick=_epoch_dtick(x[-1]))
-    fig.update_yaxes(gridcolor=palette.LIGHT)
-    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    _layout(fig, title, 420, margin=dict(l=10, r=10, t=80, b=10),
-            legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.5, xanchor="center"))
+            for axis in ("", "2"):
+                shapes.append(dict(type="line", xref=f"x{axis}", yref="paper", x0=e.epoch + 1, x1=e.epoch + 1,
+                                   y0=0, y1=1, line=dict(color=palette.GREY, dash="dot")))
+            notes.append(_note(f"thawed {', '.join(e.thawed)}", e.epoch + 1, 0.98, "x", "paper", size=13,
+                               xanchor="left", yanchor="top"))
+    ticks = dict(tick0=1, dtick=_epoch_dtick(x[-1]))
+    fig = _figure(data, title, 420, margin=dict(l=10, r=10, t=80, b=10), shapes=shapes, annotations=notes,
+                  legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.5, xanchor="center"),
+                  xaxis=_axis("epoch", domain=domains[0], anchor="y", **ticks),
+                  xaxis2=_axis("epoch", domain=domains[1], anchor="y2", **ticks),
+                  yaxis=_axis(anchor="x"), yaxis2=_axis(anchor="x2", range=[0, 1.02], tickformat=".0%"))
     return Chart(fig, _curves_takeaway(h, n_classes))
 
 
@@ -376,17 +403,15 @@ def grad_heatmap_chart(h: History, *, title: str = "Gradient norm per layer grou
     x, z, raw = _heatmap_matrix(h)
     thawed = h.thawed_at()
     labels = [_group_label(g, h.frozen, thawed) for g in h.groups]
-    fig = go.Figure(go.Heatmap(
-        x=x, y=labels, z=z, customdata=raw, colorscale=_GRAD_SCALE, hoverongaps=False, xgap=0, ygap=3,
-        colorbar=_log_colorbar((v for row in z for v in row), "‖gradient‖ (log scale)"),
-        hovertemplate="%{y}<br>step %{x}<br>‖gradient‖ = %{customdata:.3g}<extra></extra>"))
-    for g, label in zip(h.groups, labels):
-        if g in h.frozen_throughout():
-            fig.add_annotation(x=(x[0] + x[-1]) / 2, y=label, text="frozen: no gradient", showarrow=False,
-                               font=dict(size=15, color=palette.BLACK))
-    fig.update_xaxes(title_text="training step", showgrid=False)
-    fig.update_yaxes(autorange="reversed", showgrid=False, type="category")
-    _layout(fig, title, 120 + 48 * len(h.groups), plot_bgcolor=palette.LIGHT)
+    heat = dict(type="heatmap", x=x, y=labels, z=z, customdata=raw, colorscale=_GRAD_SCALE, hoverongaps=False,
+                ygap=3, colorbar=_log_colorbar((v for row in z for v in row), "‖gradient‖ (log scale)"),
+                hovertemplate="%{y}<br>step %{x}<br>‖gradient‖ = %{customdata:.3g}<extra></extra>")
+    frozen = h.frozen_throughout()
+    notes = [_note("frozen: no gradient", (x[0] + x[-1]) / 2, label) for g, label in zip(h.groups, labels)
+             if g in frozen]
+    fig = _figure([heat], title, 120 + 48 * len(h.groups), plot_bgcolor=palette.LIGHT, annotations=notes,
+                  xaxis=_axis("training step", showgrid=False),
+                  yaxis=_axis(autorange="reversed", showgrid=False, type="category"))
     return Chart(fig, _grad_takeaway(h, thawed))
 
 
@@ -425,17 +450,16 @@ def update_ratio_chart(h: History, *, title: str = "Update-to-weight ratio per l
            if (vals := [v for v in h.ratio.get(g, []) if v is not None and v > 0])}
     if not med:
         return _waiting(title, "Waiting for the first sampled step…")
-    fig = go.Figure()
+    x = [s + 1 for s in h.ratio_steps]
+    data = []
     for i, g in enumerate(g for g in h.groups if g in med):
         colour = palette.GREEN if g == "head" else palette.OKABE_ITO[i % 6]
-        fig.add_trace(go.Scatter(x=[s + 1 for s in h.ratio_steps], y=h.ratio[g], name=g, mode="lines+markers",
-                                 connectgaps=False, line=dict(color=colour, width=2.5),
-                                 marker=dict(symbol=i % 20, size=7)))
-    fig.add_hline(y=RATIO_RULE_OF_THUMB, line=dict(color=palette.GREY, dash="dash"),
-                  annotation_text="rule of thumb ≈ 10⁻³", annotation_position="bottom right")
-    fig.update_xaxes(title_text="training step", gridcolor=palette.LIGHT)
-    fig.update_yaxes(type="log", title_text="‖Δw‖ / ‖w‖ per step", gridcolor=palette.LIGHT, exponentformat="power")
-    _layout(fig, title, 360)
+        data.append(dict(type="scatter", x=x, y=h.ratio[g], name=g, mode="lines+markers", connectgaps=False,
+                         line=dict(color=colour, width=2.5), marker=dict(symbol=i % 20, size=7)))
+    data.append(dict(type="scatter", x=[x[0], x[-1]], y=[RATIO_RULE_OF_THUMB] * 2, mode="lines",
+                     name="rule of thumb ≈ 10⁻³", hoverinfo="skip", line=dict(color=palette.GREY, dash="dash")))
+    fig = _figure(data, title, 380, xaxis=_axis("training step"),
+                  yaxis=_axis("‖Δw‖ / ‖w‖ per step", type="log", exponentformat="power"))
     return Chart(fig, _ratio_takeaway(h, med))
 
 
@@ -476,13 +500,11 @@ def confusion_chart(ev: Evaluation, *, title: str = "Confusion matrix (validatio
     """
     cm = ev.confusion
     classes = list(ev.classes)
-    fig = go.Figure(go.Heatmap(
-        z=cm, x=classes, y=classes, text=cm, texttemplate="%{text}", textfont=dict(size=18),
-        colorscale=[[0, "white"], [1, palette.BLUE]], colorbar=dict(title=dict(text="images", side="right")),
-        hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    fig.update_xaxes(title_text="predicted class", side="bottom")
-    fig.update_yaxes(title_text="true class", autorange="reversed")
-    _layout(fig, title, 140 + 70 * len(classes))
+    heat = dict(type="heatmap", z=cm, x=classes, y=classes, text=cm, texttemplate="%{text}", textfont=dict(size=18),
+                colorscale=[[0, "white"], [1, palette.BLUE]], colorbar=dict(title=dict(text="images", side="right")),
+                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
+    fig = _figure([heat], title, 140 + 70 * len(classes), xaxis=_axis("predicted class", side="bottom"),
+                  yaxis=_axis("true class", autorange="reversed"))
     return Chart(fig, _confusion_takeaway(ev))
 
 
@@ -510,15 +532,15 @@ def per_class_chart(ev: Evaluation, *, title: str = "Accuracy per class (validat
     """
     classes = list(ev.per_class)
     acc = [ev.per_class[c] for c in classes]
-    fig = go.Figure(go.Bar(x=acc, y=classes, orientation="h", marker=dict(color=palette.GREEN),
-                           text=[_pct(a) for a in acc], textposition="auto", textfont=dict(size=16),
-                           hovertemplate="%{y}: %{x:.0%}<extra></extra>"))
     chance = 1 / max(len(classes), 1)
-    fig.add_vline(x=chance, line=dict(color=palette.VERMILLION, dash="dash"),
-                  annotation_text=f"chance {_pct(chance)}", annotation_position="top")
-    fig.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text="accuracy", gridcolor=palette.LIGHT)
-    fig.update_yaxes(autorange="reversed")
-    _layout(fig, title, 120 + 50 * len(classes))
+    bar = dict(type="bar", x=acc, y=classes, orientation="h", marker=dict(color=palette.GREEN),
+               text=[_pct(a) for a in acc], textposition="auto", textfont=dict(size=16),
+               hovertemplate="%{y}: %{x:.0%}<extra></extra>")
+    line = dict(type="line", xref="x", yref="paper", x0=chance, x1=chance, y0=0, y1=1,
+                line=dict(color=palette.VERMILLION, dash="dash"))
+    fig = _figure([bar], title, 120 + 50 * len(classes), shapes=[line],
+                  annotations=[_note(f"chance {_pct(chance)}", chance, 1.0, "x", "paper", yanchor="bottom")],
+                  xaxis=_axis("accuracy", range=[0, 1.02], tickformat=".0%"), yaxis=_axis(autorange="reversed"))
     if len(set(acc)) == 1:
         takeaway = f"Every class is at {_pct(acc[0])}."
     else:
@@ -554,15 +576,14 @@ def drift_chart(result: RunResult, *, title: str = "How far each layer group mov
 
     roles = [role(g) for g in groups]
     vals = [result.drift[g] for g in groups]
-    fig = go.Figure(go.Bar(
-        x=groups, y=vals, marker=dict(color=[palette.ROLE_COLOURS[r] for r in roles],
-                                      pattern=dict(shape=["/" if r == "frozen" else "" for r in roles])),
-        text=[f"{r}<br>{_pct(v) if v >= 0.005 else f'{100 * v:.1g}%'}" for r, v in zip(roles, vals)],
-        textposition="outside", textfont=dict(size=15), cliponaxis=False,
-        hovertemplate="%{x}: moved %{y:.2%} of its starting norm<extra></extra>"))
-    fig.update_yaxes(tickformat=".0%", title_text="‖w − w₀‖ / ‖w₀‖", gridcolor=palette.LIGHT, rangemode="tozero")
-    fig.update_xaxes(title_text="layer group (input → head)")
-    _layout(fig, title, 380)
+    bar = dict(type="bar", x=groups, y=vals,
+               marker=dict(color=[palette.ROLE_COLOURS[r] for r in roles],
+                           pattern=dict(shape=["/" if r == "frozen" else "" for r in roles])),
+               text=[f"{r}<br>{_pct(v) if v >= 0.005 else f'{100 * v:.1g}%'}" for r, v in zip(roles, vals)],
+               textposition="outside", textfont=dict(size=15), cliponaxis=False,
+               hovertemplate="%{x}: moved %{y:.2%} of its starting norm<extra></extra>")
+    fig = _figure([bar], title, 380, xaxis=_axis("layer group (input → head)"),
+                  yaxis=_axis("‖w − w₀‖ / ‖w₀‖", tickformat=".0%", rangemode="tozero"))
     return Chart(fig, _drift_takeaway(result, plan, groups, frozen))
 
 
@@ -681,17 +702,17 @@ def race_curves_chart(histories: dict[str, History], *,
     latest = {k: h.val_points()[-1][1] for k, h in histories.items() if h.val_points()}
     if not latest:
         return _waiting(title, "Waiting for the first lane's first validation…")
-    fig = go.Figure()
+    data = []
     for i, (key, h) in enumerate(histories.items()):
         pts = h.val_points()
         colour, dash = _lane_style(key, i)
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=lane_label(key),
-                                 mode="lines+markers", line=dict(color=colour, dash=dash, width=3),
-                                 marker=dict(symbol=i, size=8)))
+        data.append(dict(type="scatter", x=[p[0] for p in pts], y=[p[1] for p in pts], name=lane_label(key),
+                         mode="lines+markers", line=dict(color=colour, dash=dash, width=3),
+                         marker=dict(symbol=i, size=8)))
     last_epoch = max(p[0] for h in histories.values() for p in h.val_points())
-    fig.update_xaxes(title_text="epoch", gridcolor=palette.LIGHT, tick0=1, dtick=_epoch_dtick(last_epoch))
-    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%", gridcolor=palette.LIGHT)
-    _layout(fig, title, 460, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0.5, xanchor="center"))
+    fig = _figure(data, title, 460, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0.5, xanchor="center"),
+                  xaxis=_axis("epoch", tick0=1, dtick=_epoch_dtick(last_epoch)),
+                  yaxis=_axis("validation accuracy", range=[0, 1.02], tickformat=".0%"))
     best = max(latest, key=latest.get)
     text = f"{lane_label(best)} is best so far with {_pct(latest[best])} validation accuracy"
     if len(latest) > 1:
@@ -719,29 +740,31 @@ def race_heatmaps_chart(histories: dict[str, History], *,
     for h in shown.values():
         rows += [g for g in h.groups if g not in rows and g != "head"]
     rows.append("head")
-    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.025,
-                        subplot_titles=[_wrap(lane_label(k), 18) for k in shown])
+    domains = _panels(n, 0.025)
+    data: list[dict] = []
+    notes = _panel_titles([_wrap(lane_label(k), 18) for k in shown], domains)
+    axes: dict[str, dict] = {}
     all_z: list[float | None] = []
     for i, (key, h) in enumerate(shown.items(), start=1):
         x, z, raw = _heatmap_matrix(h)
         all_z += [v for row in z for v in row]
         by_group = {g: (zr, rr) for g, zr, rr in zip(h.groups, z, raw)}
         empty = [None] * len(x)  # rows of groups this lane cut off (plotly needs every panel to have every row)
-        fig.add_trace(go.Heatmap(x=x, y=rows, z=[by_group.get(g, (empty,))[0] for g in rows],
-                                 customdata=[by_group.get(g, (None, empty))[1] for g in rows],
-                                 coloraxis="coloraxis", ygap=3, hoverongaps=False, name=lane_label(key),
-                                 hovertemplate="%{y}<br>step %{x}<br>‖gradient‖ = %{customdata:.3g}<extra></extra>"),
-                      row=1, col=i)
+        xa = "x" if i == 1 else f"x{i}"
+        data.append(dict(type="heatmap", x=x, y=rows, z=[by_group.get(g, (empty,))[0] for g in rows],
+                         customdata=[by_group.get(g, (None, empty))[1] for g in rows], xaxis=xa, yaxis="y",
+                         coloraxis="coloraxis", ygap=3, hoverongaps=False, name=lane_label(key),
+                         hovertemplate="%{y}<br>step %{x}<br>‖gradient‖ = %{customdata:.3g}<extra></extra>"))
         frozen = set(h.frozen_throughout())
         for g in rows:
             mark = "frozen" if g in frozen else "cut off" if g not in by_group else None
             if mark:
-                fig.add_annotation(x=(x[0] + x[-1]) / 2, y=g, text=mark, showarrow=False, row=1, col=i,
-                                   font=dict(size=14, color=palette.BLACK))
-        fig.update_xaxes(title_text="step", showgrid=False, row=1, col=i)
-    fig.update_yaxes(autorange="reversed", type="category", showgrid=False)
-    fig.update_layout(coloraxis=dict(colorscale=_GRAD_SCALE, colorbar=_log_colorbar(all_z, "‖gradient‖")))
-    _layout(fig, title, 190 + 46 * len(rows), plot_bgcolor=palette.LIGHT, margin=dict(l=10, r=10, t=110, b=10))
+                notes.append(_note(mark, (x[0] + x[-1]) / 2, g, xa, "y", size=14))
+        axes["xaxis" if i == 1 else f"xaxis{i}"] = _axis("step", domain=domains[i - 1], anchor="y", showgrid=False)
+    fig = _figure(data, title, 190 + 46 * len(rows), plot_bgcolor=palette.LIGHT, annotations=notes,
+                  margin=dict(l=10, r=10, t=110, b=10),
+                  coloraxis=dict(colorscale=_GRAD_SCALE, colorbar=_log_colorbar(all_z, "‖gradient‖")),
+                  yaxis=_axis(autorange="reversed", type="category", showgrid=False), **axes)
     counts = []
     for key, h in shown.items():
         trained = len(h.groups) - len(h.frozen_throughout())
