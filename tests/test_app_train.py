@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -73,6 +74,52 @@ def test_train_and_race_pages_render(app: AppTest):
     assert app.button(key="race.start").disabled is True  # predict before reveal
     app.radio(key="race.prediction").set_value("scratch").run()
     assert app.button(key="race.start").disabled is False
+
+
+# ---- the plan form ----------------------------------------------------------------------------------------------
+def test_form_follows_each_strategys_rules_and_edits_the_plan(app: AppTest):
+    _go(app, TRAIN)
+    app.selectbox(key="train.strategy").set_value("feature_extract").run()
+    frozen = app.multiselect(key="train.frozen")
+    assert frozen.value == ["block1", "block2", "block3", "block4"] and frozen.disabled
+    assert app.session_state["plan"]["strategy"] == "feature_extract"
+    app.selectbox(key="train.strategy").set_value("early_classifier").run()
+    assert app.selectbox(key="train.cut_after").value == "block2"
+    app.selectbox(key="train.cut_after").set_value("block3").run()
+    assert app.multiselect(key="train.frozen").value == ["block1", "block2", "block3"]
+    assert [n.label for n in app.number_input if n.key.startswith("train.mult.")] == ["block1", "block2", "block3",
+                                                                                       "head"]
+    app.selectbox(key="train.strategy").set_value("finetune_top").run()
+    app.multiselect(key="train.frozen").set_value(["block2"]).run()  # not a prefix of the network
+    assert any("Freeze a prefix of the network" in e.value for e in app.error)
+    app.multiselect(key="train.frozen").set_value(["block1", "block2"])
+    app.radio(key="train.bn_policy").set_value("train")
+    app.number_input(key="train.unfreeze_every").set_value(3)
+    app.number_input(key="train.mult.block3").set_value(0.25).run()
+    assert not app.error
+    plan = app.session_state["plan"]
+    assert (plan["frozen"], plan["bn_policy"], plan["unfreeze_every"]) == (["block1", "block2"], "train", 3)
+    assert plan["lr_mult"]["block3"] == 0.25 and plan["lr_mult"]["head"] == 10.0
+    assert "frozen: block1, block2" in app.sidebar.caption[0].value  # the app-wide plan follows the form
+
+
+def test_queued_run_says_how_many_runs_are_ahead(app: AppTest):
+    mgr = get_manager()
+    release = threading.Event()
+    blockers = [mgr.submit(lambda ctx: release.wait(60), owner=f"busy-{i}", label="train: other") for i in
+                range(mgr.limit)]  # every worker slot is taken ...
+    waiting = mgr.submit(lambda ctx: None, owner="another-learner", label="train: other")  # ... and one waits
+    try:
+        _go(app, TRAIN)
+        _tiny_form(app)
+        app.button(key="train.start").click().run()
+        assert any("Queued: 1 run ahead of you" in i.value for i in app.info)
+    finally:
+        release.set()
+    for job in (*blockers, waiting):
+        assert job.wait(60)
+    assert _finish(app, "train").state == "done"
+    assert not any("Queued" in i.value for i in app.info)
 
 
 # ---- a run on the Train page ------------------------------------------------------------------------------------
