@@ -16,7 +16,7 @@ class ArchSpec:
 
     name: str  # registry key; torchvision's own name for torchvision models
     family: str  # "shapes", "alexnet", "vgg", "resnet", "densenet", "inception", "mobilenet"
-    groups: tuple[str, ...]  # layer groups in forward order; the last one is always "head"
+    groups: tuple[str, ...]  # layer groups in forward order (a side branch sits where it branches off); last: "head"
     input_size: int  # the side of the square input the architecture was designed for
     torchvision: bool  # built through torchvision.models.get_model
     year: int  # year of the paper
@@ -44,7 +44,7 @@ ARCHS: dict[str, ArchSpec] = {
         ArchSpec("resnet50", "resnet", _RESNET, 224, True, 2015, "He et al., 2015"),
         ArchSpec("densenet121", "densenet", ("stem", "block1", "block2", "block3", "block4", "head"), 224, True,
                  2016, "Huang et al., 2016"),
-        ArchSpec("inception_v3", "inception", ("stem", "mixed5", "mixed6", "mixed7", "aux", "head"), 299, True,
+        ArchSpec("inception_v3", "inception", ("stem", "mixed5", "mixed6", "aux", "mixed7", "head"), 299, True,
                  2015, "Szegedy et al., 2015"),
         ArchSpec("mobilenet_v3_small", "mobilenet", ("stem", "blocks1", "blocks2", "blocks3", "fc", "head"), 224,
                  True, 2019, "Howard et al., 2019"),
