@@ -19,6 +19,8 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Decide", "pages/quadrant.py", "Size vs similarity", "🧭"),
     ("Train", "pages/train.py", "Train live", "🏋️"),
     ("Train", "pages/race.py", "The race", "🏁"),
+    ("Labs", "pages/matrix_lab.py", "The matrix, live", "🧪"),
+    ("Labs", "pages/quadrant_lab.py", "Quadrant lab", "🗺️"),
     ("Explore", "pages/architectures.py", "Architectures", "🏛️"),
     ("Your data", "pages/explorer.py", "Pretrained explorer", "🔍"),
     ("Your data", "pages/own_data.py", "Your own images", "📁"),

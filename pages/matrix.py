@@ -8,6 +8,7 @@ import streamlit as st
 from tl_core import palette
 from tl_core.content import DOMAIN_DEFINITION, TASK_DEFINITION
 from tl_core.decisions import TABLE_COLUMNS, classify, pan_yang_table, tree_dot
+from tl_core.experiments import demo_for
 from ui.state import PERSIST, init_state
 
 QUESTIONS: tuple[tuple[str, str, str], ...] = (  # (key, question, help)
@@ -48,6 +49,9 @@ with left:
     st.markdown(f"**Example.** {setting.example}")
     for caveat in setting.caveats:
         st.info(caveat, icon="ℹ️")
+    if (demo := demo_for(setting.key)) is not None:
+        st.page_link("pages/matrix_lab.py", label=f"See it live: {demo.title.lower()} in the lab", icon="🧪",
+                     query_params={"setting": setting.key})
 
 with right:
     st.subheader("The course's decision tree")

@@ -69,6 +69,7 @@ with left:
 with right:
     chart(quadrant_figure(size, similarity, point=(n, sim)),
           f"You are in the {size}-data, {similarity} cell: {rec.label.lower()}.", key="quadrant.chart")
+    st.page_link("pages/quadrant_lab.py", label="Do these rules hold? Measure them in the quadrant lab", icon="🗺️")
 
 st.subheader(f"The plan: {STRATEGIES[plan.strategy].label}")
 st.markdown(f"{STRATEGIES[plan.strategy].summary} {freeze_advice(size)}")
