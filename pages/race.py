@@ -10,6 +10,7 @@ import streamlit as st
 
 from tl_core import figures
 from tl_core.archs import ARCHS
+from tl_core.jobs import Job
 from tl_core.plan import STRATEGIES
 from tl_core.race import DEFAULT_RACE, race_lanes, race_table
 from tl_core.runs import RaceOutcome, race_job
@@ -55,7 +56,7 @@ def _start() -> None:
     live.start(SLOT, race_job(lanes, data, predicted), label=f"race of {len(lanes)} lanes")
 
 
-def _draw_live(job, records: list) -> None:
+def _draw_live(job: Job, records: list) -> None:
     histories = figures.race_histories(records)
     order = st.session_state.get("race.order") or list(histories)
     live.show_status(job, figures.race_progress(histories, order, live.elapsed(job)))

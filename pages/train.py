@@ -6,11 +6,15 @@ Widget keys are "train.<plan field>" (see tl_core.planform), "train.mult.<group>
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import streamlit as st
 
 from tl_core import figures, planform, shapes
 from tl_core.archs import ARCHS, get_spec
 from tl_core.codegen import plan_to_code
+from tl_core.jobs import Job
 from tl_core.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
 from tl_core.runs import TrainOutcome, train_job, weights_bytes
 from tl_core.scenarios import DataSpec, make_data
@@ -41,7 +45,13 @@ def _data() -> tuple[int, float, int]:
     return int(ss["data.n_per_class"]), float(ss["data.similarity"]), int(ss["seed"])
 
 
-def _kw(field: str, on_change=None) -> dict:
+def _form_plan() -> Plan:
+    """The form's plan, valid for the current data (raises ValueError saying what to change)."""
+    n, sim, seed = _data()
+    return planform.checked_plan(_values(), seed=seed, n_per_class=n, similarity=sim)
+
+
+def _kw(field: str, on_change: Callable[[], None] | None = None) -> dict:
     """Keyword arguments of a form widget: its key, session-long persistence and its callback (default _store)."""
     return dict(key=P + field, persist_state=PERSIST, on_change=on_change or _store)
 
@@ -60,9 +70,8 @@ def _load_form(plan: Plan) -> None:
 
 def _store() -> None:
     """Callback: make the form's plan the current plan if it is valid for the data (else the page shows why)."""
-    n, sim, seed = _data()
     try:
-        plan = planform.plan_from_form(_values(), seed=seed).validate_for_data(*planform.data_shape(n, sim))
+        plan = _form_plan()
     except ValueError:
         return
     set_plan(plan)
@@ -85,23 +94,23 @@ def _on_data() -> None:
 
 def _start() -> None:
     """Callback of Start: train the form's plan in the background (nothing happens if the form is invalid)."""
-    n, sim, seed = _data()
     try:
-        plan = planform.plan_from_form(_values(), seed=seed).validate_for_data(*planform.data_shape(n, sim))
+        plan = _form_plan()
     except ValueError as e:
         st.session_state[P + "error"] = str(e)
         return
+    n, sim, seed = _data()
     spec = DataSpec(n_per_class=n, similarity=sim, seed=seed)
     live.start(SLOT, train_job(plan, spec), label=plan.describe())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _preview(similarity: float, seed: int):
+def _preview(similarity: float, seed: int) -> np.ndarray:
     return shapes.preview_grid(shapes.generate(DataSpec(similarity=similarity).world, 4, seed, "train"), n_per_class=4)
 
 
 # ---- the live part and the results ----------------------------------------------------------------------------
-def _draw_live(job, records: list) -> None:
+def _draw_live(job: Job, records: list) -> None:
     h = figures.History.from_records(records)
     live.show_status(job, figures.progress(h, live.elapsed(job)))
     for message in h.events:
@@ -184,7 +193,7 @@ with left:
                 "**orientation of a grating** (0°, 45°, 90°, 135°), a low-level cue the source task never needed.",
                 icon="🔀")
 with right:
-    st.image(_preview(sim, seed), caption="Four training images per class (one row per class)", width="stretch")
+    st.image(_preview(sim, seed), caption="Example target images, one row per class", width="stretch")
 
 st.header("2 · The plan")
 values = _values()
@@ -234,7 +243,7 @@ with st.expander("⚙️ More settings"):
 
 plan, error = None, None
 try:
-    plan = planform.plan_from_form(_values(), seed=seed).validate_for_data(*planform.data_shape(n, sim))
+    plan = _form_plan()
 except ValueError as e:
     error = str(e)
 if error:

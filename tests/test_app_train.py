@@ -211,7 +211,7 @@ def test_reload_picks_the_finished_run_up_again(app: AppTest, monkeypatch: pytes
     assert fresh.session_state["train.job"] == job_id
     assert fresh.session_state["train.result"].result is app.session_state["train.result"].result
     forged = AppTest.from_file(app._script_path, default_timeout=60)
-    forged.query_params["run"] = f"{job_id}-0000000000000000"  # a wrong token adopts nothing
+    forged.query_params["run"] = f"{job_id}-" + "0" * 20  # a wrong token adopts nothing
     forged.run()
     _go(forged, TRAIN)
     assert forged.session_state["train.job"] is None

@@ -52,11 +52,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _require_chromium()
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    # One torch thread in the server: the headless browser shares the machine's cores, and two torch threads
+    # that wait for each other at every operation stall badly next to a busy neighbour (bench/bench_ui.py,
+    # default_run_wall_s_busy_neighbour). This test checks the learner's path, not the speed.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
              str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while not _port_open(port):

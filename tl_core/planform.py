@@ -82,6 +82,24 @@ def plan_from_form(values: dict[str, Any], *, seed: int) -> Plan:
                    device=values["device"]).validate()
 
 
+def checked_plan(values: dict[str, Any], *, seed: int, n_per_class: int, similarity: float) -> Plan:
+    """The form's plan, checked on its own and against the shapes-world data it will train on.
+
+    Args:
+        values: Form values.
+        seed: The app-wide seed.
+        n_per_class: Training images per class.
+        similarity: The data's similarity to the source.
+
+    Returns:
+        A Plan valid for that data.
+
+    Raises:
+        ValueError: Naming the first problem and what to change.
+    """
+    return plan_from_form(values, seed=seed).validate_for_data(*data_shape(n_per_class, similarity))
+
+
 def restructure(values: dict[str, Any]) -> dict[str, Any]:
     """Form values after the architecture, strategy or cut point changed: that strategy's default frozen groups,
     cut point and per-group LR multipliers; every other setting is kept.

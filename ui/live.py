@@ -12,8 +12,8 @@ the job ends, the fragment moves its outcome into session state and reruns the w
 results and stops the timer.
 
 What survives what: switching pages keeps everything (session state). A browser reload starts a new session;
-the page's URL carries `?run=<job id>-<token>`, where the token is derived from the session that started the
-job, so the new session picks the job up again (still running, or finished) for as long as this server process
+the page's URL carries `?run=<job id>-<token>`, where the token is an HMAC of the job and the session that
+started it under a per-process secret (so nobody can guess another learner's run), so the new session picks the job up again (still running, or finished) for as long as this server process
 holds it: the manager keeps a session's finished jobs until that session starts its next job, and the reaper
 (ui.session) keeps the old session's jobs while the new one, which claims them, lives. A server restart loses
 all runs; download the weights and the history to keep them.
@@ -22,6 +22,8 @@ all runs; download the weights and the history to keep them.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +37,7 @@ from ui import session
 LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job is active
 SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
 URL_PARAM = "run"
+_URL_KEY = secrets.token_bytes(16)  # signs the ?run= tokens; per server process, like the jobs themselves
 
 
 def init_slot(slot: str) -> None:
@@ -52,7 +55,8 @@ def owner() -> str:
 
 
 def _token(job: Job) -> str:
-    return hashlib.sha256(f"{job.owner}:{job.id}".encode()).hexdigest()[:16]
+    """A token for the URL that only this server process can make for this job and its owner."""
+    return hmac.new(_URL_KEY, f"{job.owner}:{job.id}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def current_job(slot: str) -> Job | None:
