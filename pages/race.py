@@ -53,7 +53,8 @@ def _start() -> None:
     data = DataSpec(n_per_class=int(st.session_state["data.n_per_class"]),
                     similarity=float(st.session_state["data.similarity"]), seed=seed)
     st.session_state["race.order"] = [lane.key for lane in lanes]
-    live.start(SLOT, race_job(lanes, data, predicted), label=f"race of {len(lanes)} lanes")
+    if live.start(SLOT, race_job(lanes, data, predicted), label=f"race of {len(lanes)} lanes") is not None:
+        st.session_state["race.prediction"] = None  # kept with the race; the next race needs a new prediction
 
 
 def _draw_live(job: Job, records: list) -> None:
@@ -100,9 +101,16 @@ plan = current_plan()
 n, sim, seed = (st.session_state["data.n_per_class"], st.session_state["data.similarity"], st.session_state["seed"])
 st.markdown(f"**Data:** shapes world, {n} images per class at similarity {sim:g} (seed {seed}) · "
             f"**architecture:** {plan.arch}. Change them on the *Train live* page or in the sidebar.")
+weights_missing = False
 if ARCHS[plan.arch].torchvision:
-    st.info(f"{plan.arch} needs its ImageNet weights and trains slowly on a CPU; shapesnet races in seconds.",
-            icon="🐢")
+    from tl_core.weights import weights_status
+
+    status = weights_status(plan.arch)
+    weights_missing = not status.available
+    if weights_missing:
+        st.warning(status.how_to_get(), icon="📦")
+    else:
+        st.info(f"{plan.arch} trains slowly on a CPU; shapesnet races in seconds.", icon="🐢")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -116,13 +124,13 @@ st.radio("🤔 Before the start: which lane will reach the best validation accur
 predicted = st.session_state.get("race.prediction")
 b1, b2, _ = st.columns([2, 1, 3])
 b1.button("▶️ Start the race", key="race.start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
-          disabled=predicted not in keys,
+          disabled=predicted not in keys or weights_missing,
           help="Enabled once you have predicted the winner (Ctrl+Enter).")
 b2.button("⏹️ Stop", key="race.stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
           help="Stop the running lane and skip the rest (Alt+X).")
 if not keys:
     st.caption("Pick at least one strategy, or add your plan.")
-elif predicted not in keys:
+elif predicted not in keys and not live.is_active(SLOT):
     st.caption("Make your prediction to unlock **Start**.")
 if st.session_state["race.error"]:
     st.error(st.session_state["race.error"], icon="⚠️")

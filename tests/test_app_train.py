@@ -241,6 +241,8 @@ def test_race_fills_its_results_table(app: AppTest):
     app.radio(key="race.prediction").set_value("early_classifier").run()
     app.button(key="race.start").click().run()
     assert not app.exception
+    assert app.radio(key="race.prediction").value is None  # the next race needs a new prediction
+    assert app.button(key="race.start").disabled is True
     _finish(app, "race")
     outcome = app.session_state["race.result"]
     assert [lane.key for lane in outcome.lanes] == ["feature_extract", "early_classifier"]
