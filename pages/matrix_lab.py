@@ -33,7 +33,7 @@ KNOBS: dict[str, list[tuple[str, str, str, Any, Any, str]]] = {
                                                   "size": "small or large"}, "fill",
          "The label learnt next to the shape, from the same images."),
         ("n_per_class", "slider", "Training images per shape", (10, 100, 5), 30, "Fewer images: sharing matters more."),
-        ("steps", "slider", "Steps per run", (50, 400, 25), 200, "Each of the three runs takes this many steps."),
+        ("steps", "slider", "Steps per run", (50, 400, 25), 150, "Each of the three runs takes this many steps."),
     ],
     "self_taught": [
         ("pretext", "select", "Pretext task on the unlabelled images",
@@ -46,7 +46,8 @@ KNOBS: dict[str, list[tuple[str, str, str, Any, Any, str]]] = {
     "domain_adaptation": [
         ("look", "select", "The target domain looks like",
          {"outline": "outlines only", "shifted": "texture, noise, low contrast (shift 0.8)",
-          "shifted_outline": "outlines on a shifted background"}, "outline", "The source domain is plain filled shapes."),
+          "shifted_outline": "outlines on a shifted background"}, "outline",
+         "The source domain is plain filled shapes."),
         ("steps", "slider", "DANN steps", (50, 300, 25), 150, "Each step sees 32 source and 32 target images."),
     ],
     "sample_selection_bias": [

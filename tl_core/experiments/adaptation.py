@@ -28,8 +28,8 @@ from torch import nn
 
 from tl_core import shapes
 from tl_core.experiments import OnRecord, Reporter
-from tl_core.experiments.common import (accuracy, batches, check_float, check_int, check_seed, encode, encoder,
-                                        median_bandwidth, mmd2, source_net, tensors)
+from tl_core.experiments.common import (accuracy, batches, channels_last, check_float, check_int, check_seed, encode,
+                                        encoder, median_bandwidth, mmd2, source_net, tensors)
 from tl_core.models import ShapesNet
 
 LOOKS = {  # target look key -> (shift, styles, description)
@@ -175,7 +175,7 @@ def _train_dann(base: ShapesNet, xs: torch.Tensor, ys: torch.Tensor, xt: torch.T
                 ) -> tuple[ShapesNet, list[tuple[int, float, float, float]]]:
     """Domain-adversarial training from the source model. Source and target share each batch (and so BatchNorm)."""
     torch.manual_seed(seed)
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(base).to(memory_format=torch.channels_last)
     body = encoder(model)  # shares the model's blocks
     domain_head = nn.Sequential(nn.Linear(model.head.in_features, 64), nn.ReLU(), nn.Linear(64, 1))
     opt = torch.optim.Adam([*model.parameters(), *domain_head.parameters()], lr=lr)
@@ -188,7 +188,7 @@ def _train_dann(base: ShapesNet, xs: torch.Tensor, ys: torch.Tensor, xt: torch.T
     for step, (i, j) in enumerate(zip(src_batches, tgt_batches)):
         p = step / steps
         weight = lam * (2 / (1 + math.exp(-10 * p)) - 1)  # Ganin's ramp from 0 to lam
-        feats = body(torch.cat([xs[i], xt[j]]))  # (Bs + Bt, 128)
+        feats = body(channels_last(torch.cat([xs[i], xt[j]])))  # (Bs + Bt, 128)
         class_loss = F.cross_entropy(model.head(feats[:len(i)]), ys[i])
         domain_logit = domain_head(reverse_grad(feats, weight)).squeeze(1)  # (Bs + Bt,)
         domain_y = torch.cat([torch.zeros(len(i)), torch.ones(len(j))])

@@ -119,11 +119,9 @@ def batches(n: int, batch: int, steps: int, gen: torch.Generator) -> Iterator[to
         pos += batch
 
 
-def set_bn_eval(module: nn.Module) -> None:
-    """Put every BatchNorm layer of a module into eval mode (frozen statistics)."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    """A (B, C, H, W) batch in channels-last memory order, which a channels-last model convolves faster on CPUs."""
+    return t.contiguous(memory_format=torch.channels_last)
 
 
 # ---- distances between samples -------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from torch import nn
 
 from tl_core import shapes
 from tl_core.experiments import OnRecord, Reporter
-from tl_core.experiments.common import BODY, accuracy, batches, check_int, check_seed, cosine, encoder, fresh_net
+from tl_core.experiments.common import (BODY, accuracy, batches, channels_last, check_int, check_seed, cosine, encoder,
+                                        fresh_net)
 
 SECOND_TASKS: dict[str, tuple[str, ...]] = {  # the second task's key -> its class names
     "fill": ("filled", "outlined"),
@@ -151,6 +152,7 @@ def _train(data: MultiTaskData, tasks: tuple[str, ...], *, steps: int, seed: int
            probe_every: int = 0, batch: int = 32, lr: float = 3e-3) -> tuple[TwoHeadNet, dict]:
     """Train a TwoHeadNet on the summed loss of `tasks` ("shape", "second"); optionally measure per-task gradients."""
     model = TwoHeadNet(len(shapes.SOURCE_CLASSES), len(data.second_classes), seed)
+    model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     groups = model.shared_groups()
     shared = [p for ps in groups.values() for p in ps]
@@ -162,7 +164,7 @@ def _train(data: MultiTaskData, tasks: tuple[str, ...], *, steps: int, seed: int
     for step, idx in enumerate(batches(len(data.y_shape), batch, steps, gen)):
         for g in opt.param_groups:
             g["lr"] = cosine(lr, step, steps)
-        out = model(data.x[idx])
+        out = model(channels_last(data.x[idx]))
         losses = {SHAPE: F.cross_entropy(out[SHAPE], data.y_shape[idx]),
                   "second": F.cross_entropy(out["second"], data.y_second[idx])}
         total = sum(losses[t] for t in tasks)
@@ -185,7 +187,7 @@ def _train(data: MultiTaskData, tasks: tuple[str, ...], *, steps: int, seed: int
     return model.eval(), log
 
 
-def run_multitask(*, seed: int = 0, second_task: str = "fill", n_per_class: int = 30, steps: int = 200,
+def run_multitask(*, seed: int = 0, second_task: str = "fill", n_per_class: int = 30, steps: int = 150,
                   probe_every: int = 10, on_record: OnRecord | None = None,
                   cancel: threading.Event | None = None) -> MultiTaskResult:
     """Joint training of shape and a second task, against each trained alone, with per-head gradient norms.

@@ -27,8 +27,8 @@ from torch import nn
 
 from tl_core import shapes
 from tl_core.experiments import OnRecord, Reporter
-from tl_core.experiments.common import (accuracy, batches, check_float, check_int, check_seed, cosine, encode,
-                                        encoder, fit_linear, fresh_net, source_net, tensors)
+from tl_core.experiments.common import (accuracy, batches, channels_last, check_float, check_int, check_seed, cosine,
+                                        encode, encoder, fit_linear, fresh_net, source_net, tensors)
 from tl_core.models import ShapesNet
 
 PRETEXTS = ("geometry", "autoencoder")
@@ -106,7 +106,7 @@ def pretrain(x_unlabelled: torch.Tensor, *, pretext: str, steps: int, seed: int,
     Returns:
         (the network, whose head is untrained and unused; [(step, loss), ...]).
     """
-    net = fresh_net(6, seed)
+    net = fresh_net(6, seed).to(memory_format=torch.channels_last)
     blocks = nn.Sequential(net.block1, net.block2, net.block3, net.block4)  # (B, 128, 4, 4)
     if pretext == "geometry":
         raw = geometry_targets(x_unlabelled)
@@ -129,7 +129,7 @@ def pretrain(x_unlabelled: torch.Tensor, *, pretext: str, steps: int, seed: int,
     for step, idx in enumerate(batches(len(x_unlabelled), batch, steps, gen)):
         for group in opt.param_groups:
             group["lr"] = cosine(lr, step, steps)
-        loss = loss_fn(x_unlabelled[idx], idx)
+        loss = loss_fn(channels_last(x_unlabelled[idx]), idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -144,14 +144,14 @@ def pretrain(x_unlabelled: torch.Tensor, *, pretext: str, steps: int, seed: int,
 def _train_scratch(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, steps: int, seed: int, rep: Reporter,
                    lr: float = 3e-3, batch: int = 32) -> ShapesNet:
     """A fresh ShapesNet trained end to end on the few labelled images."""
-    net = fresh_net(n_classes, seed)
+    net = fresh_net(n_classes, seed).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed + 2)
     net.train()
     for step, idx in enumerate(batches(len(x), batch, steps, gen)):
         for group in opt.param_groups:
             group["lr"] = cosine(lr, step, steps)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
+        loss = F.cross_entropy(net(channels_last(x[idx])), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -125,7 +125,8 @@ def as_image_batch(images: object, image_size: int = IMAGE_SIZE) -> torch.Tensor
         return torch.cat([as_image_batch(_one(img), image_size) for img in images])
     t = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
     if t.dtype == torch.bool or not (t.dtype.is_floating_point or t.dtype == torch.uint8):
-        if t.dtype in (torch.int16, torch.int32, torch.int64) and t.numel() and int(t.min()) >= 0 and int(t.max()) <= 255:
+        in_byte_range = t.numel() > 0 and int(t.min()) >= 0 and int(t.max()) <= 255
+        if t.dtype in (torch.int16, torch.int32, torch.int64) and in_byte_range:
             t = t.to(torch.uint8)
         else:
             raise ValueError(f"Images must be uint8 (0..255) or floats in [0, 1]; got dtype {t.dtype}.")
