@@ -14,7 +14,6 @@ import streamlit as st
 from tl_core import figures, planform, shapes
 from tl_core.archs import ARCHS, get_spec
 from tl_core.codegen import plan_to_code
-from tl_core.jobs import Job
 from tl_core.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
 from tl_core.runs import TrainOutcome, train_job, weights_bytes
 from tl_core.scenarios import DataSpec, make_data
@@ -109,16 +108,7 @@ def _preview(similarity: float, seed: int) -> np.ndarray:
     return shapes.preview_grid(shapes.generate(DataSpec(similarity=similarity).world, 4, seed, "train"), n_per_class=4)
 
 
-# ---- the live part and the results ----------------------------------------------------------------------------
-def _draw_live(job: Job, records: list) -> None:
-    h = figures.History.from_records(records)
-    live.show_status(job, figures.progress(h, live.elapsed(job)))
-    for message in h.events:
-        st.caption(f"ℹ️ {message}")
-    for name, c in figures.live_charts(h).items():
-        chart(c.fig, c.takeaway, key=f"train.live.{name}")
-
-
+# ---- the results ----------------------------------------------------------------------------
 def _show_results(outcome: TrainOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
@@ -272,7 +262,7 @@ if ss.get(P + "error"):
     st.error(ss.pop(P + "error"), icon="🚫")
 if ss[f"{SLOT}.error"]:
     st.error(ss[f"{SLOT}.error"], icon="⚠️")
-live.live_fragment(SLOT, _draw_live)
+live.live_fragment(SLOT, lambda job, records: live.draw_run(job, records, "train.live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])
 elif ss[f"{SLOT}.result"] is None and not live.is_active(SLOT):

@@ -1,8 +1,19 @@
-"""Shared pytest fixtures: `app`, an AppTest of the whole app (router, sidebar, pages) in steady navigation mode."""
+"""Shared pytest fixtures: `app` (an AppTest of the whole app in steady navigation mode) with helpers to drive it
+(`go`, `finish_job`, `plotly_charts`), and for real-browser tests `chromium` (launch arguments, or a skip) and
+`serve_app` (a `streamlit run app.py` on a free port)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit.testing.v1.app_test as app_test_module
@@ -11,6 +22,10 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 90  # a cold streamlit start on two busy cores
 
 
 # Why the shim: AppTest resets PagesManager.uses_pages_directory before every run, and because this app keeps
@@ -31,3 +46,114 @@ def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+# ---- driving an AppTest ---------------------------------------------------------------------------------------
+def _go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _finish_job(at: AppTest, slot: str, timeout: float = 120.0) -> Any:
+    """Wait for a ui.live slot's job to end, then re-run the page until it has picked the outcome up."""
+    from tl_core.jobs import get_manager
+
+    job = get_manager().get(at.session_state[f"{slot}.job"])
+    assert job is not None and job.wait(timeout), f"the {slot} job did not end in {timeout} s"
+    deadline = time.monotonic() + 60
+    while at.session_state[f"{slot}.done"] != job.id:
+        assert time.monotonic() < deadline, "the page never picked up the finished job"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return job
+
+
+def _plotly_charts(at: AppTest) -> dict[str, dict]:
+    """The plotly figures on the page (as JSON dicts), by title."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        fig = json.loads(el.proto.spec)
+        out[fig["layout"]["title"]["text"]] = fig
+    return out
+
+
+@pytest.fixture()
+def go() -> Callable[[AppTest, str], AppTest]:
+    """go(at, "pages/x.py"): switch page, run, and assert that nothing raised."""
+    return _go
+
+
+@pytest.fixture()
+def finish_job() -> Callable[..., Any]:
+    """finish_job(at, slot, timeout=120): wait for the slot's background job, re-run until the page shows it."""
+    return _finish_job
+
+
+@pytest.fixture()
+def plotly_charts() -> Callable[[AppTest], dict[str, dict]]:
+    """plotly_charts(at): the page's plotly figures as JSON dicts, keyed by title."""
+    return _plotly_charts
+
+
+# ---- real-browser tests -------------------------------------------------------------------------------------
+@pytest.fixture()
+def chromium() -> dict[str, Any]:
+    """Keyword arguments for playwright's chromium.launch. Skips without /usr/bin/chromium, or fails if
+    TLP_REQUIRE_BROWSER=1 (as in CI)."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for browser tests."
+        if os.environ.get("TLP_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return dict(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def _serve(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`streamlit run app.py` on a free port (extra environment variables in env); yields its URL."""
+    port = _free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while not _port_open(port):
+            try:  # waits up to 0.5 s for the process, which must not have died
+                code = proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code is not None:
+                pytest.fail(f"streamlit exited with {code}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not open port {port} in {SERVER_START_S} s:\n"
+                            f"{log_path.read_text()[-3000:]}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture()
+def serve_app(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """serve_app(env=None): a context manager that runs the app in a real streamlit server and yields its URL
+    (the server's output goes to tmp_path/streamlit.log)."""
+    return lambda env=None: _serve(tmp_path / "streamlit.log", env)

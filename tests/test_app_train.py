@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import time
+from collections.abc import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,24 +12,6 @@ from tl_core.jobs import get_manager
 
 TRAIN, RACE = "pages/train.py", "pages/race.py"
 GROUPS = ("block1", "block2", "block3", "block4", "head")
-
-
-def _go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _finish(at: AppTest, slot: str, timeout: float = 120.0):
-    """Wait for the slot's job to end, then re-run the page until it has picked the outcome up."""
-    job = get_manager().get(at.session_state[f"{slot}.job"])
-    assert job is not None and job.wait(timeout), f"the {slot} job did not end in {timeout} s"
-    deadline = time.monotonic() + 60
-    while at.session_state[f"{slot}.done"] != job.id:
-        assert time.monotonic() < deadline, "the page never picked up the finished job"
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-    return job
 
 
 def _tiny_form(at: AppTest) -> None:
@@ -42,32 +23,23 @@ def _tiny_form(at: AppTest) -> None:
     assert not at.exception and not at.error, [e.value for e in at.error]
 
 
-def _charts(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page, by title."""
-    out = {}
-    for el in at.get("plotly_chart"):
-        fig = json.loads(el.proto.spec)
-        out[fig["layout"]["title"]["text"]] = fig
-    return out
-
-
-def _trained(app: AppTest) -> AppTest:
-    _go(app, TRAIN)
+def _trained(app: AppTest, go: Callable, finish_job: Callable) -> AppTest:
+    go(app, TRAIN)
     _tiny_form(app)
     app.button(key="train.start").click().run()
     assert not app.exception
-    job = _finish(app, "train")
+    job = finish_job(app, "train")
     assert job.state == "done"
     return app
 
 
 # ---- smoke -----------------------------------------------------------------------------------------------------
-def test_train_and_race_pages_render(app: AppTest):
-    _go(app, TRAIN)
+def test_train_and_race_pages_render(app: AppTest, go: Callable, plotly_charts: Callable):
+    go(app, TRAIN)
     assert app.title[0].value == "🏋️ Train live"
     assert app.button(key="train.start").disabled is False
-    assert any("What trains in shapesnet" in t for t in _charts(app))  # the plan's groups
-    _go(app, RACE)
+    assert any("What trains in shapesnet" in t for t in plotly_charts(app))  # the plan's groups
+    go(app, RACE)
     assert app.title[0].value == "🏁 The race"
     assert app.multiselect(key="race.strategies").value == ["feature_extract", "finetune_top", "finetune_all",
                                                             "scratch"]
@@ -77,8 +49,8 @@ def test_train_and_race_pages_render(app: AppTest):
 
 
 # ---- the plan form ----------------------------------------------------------------------------------------------
-def test_form_follows_each_strategys_rules_and_edits_the_plan(app: AppTest):
-    _go(app, TRAIN)
+def test_form_follows_each_strategys_rules_and_edits_the_plan(app: AppTest, go: Callable):
+    go(app, TRAIN)
     app.selectbox(key="train.strategy").set_value("feature_extract").run()
     frozen = app.multiselect(key="train.frozen")
     assert frozen.value == ["block1", "block2", "block3", "block4"] and frozen.disabled
@@ -103,14 +75,14 @@ def test_form_follows_each_strategys_rules_and_edits_the_plan(app: AppTest):
     assert "frozen: block1, block2" in app.sidebar.caption[0].value  # the app-wide plan follows the form
 
 
-def test_queued_run_says_how_many_runs_are_ahead(app: AppTest):
+def test_queued_run_says_how_many_runs_are_ahead(app: AppTest, go: Callable, finish_job: Callable):
     mgr = get_manager()
     release = threading.Event()
     blockers = [mgr.submit(lambda ctx: release.wait(60), owner=f"busy-{i}", label="train: other") for i in
                 range(mgr.limit)]  # every worker slot is taken ...
     waiting = mgr.submit(lambda ctx: None, owner="another-learner", label="train: other")  # ... and one waits
     try:
-        _go(app, TRAIN)
+        go(app, TRAIN)
         _tiny_form(app)
         app.button(key="train.start").click().run()
         assert any("Queued: 1 run ahead of you" in i.value for i in app.info)
@@ -118,16 +90,17 @@ def test_queued_run_says_how_many_runs_are_ahead(app: AppTest):
         release.set()
     for job in (*blockers, waiting):
         assert job.wait(60)
-    assert _finish(app, "train").state == "done"
+    assert finish_job(app, "train").state == "done"
     assert not any("Queued" in i.value for i in app.info)
 
 
 # ---- a run on the Train page ------------------------------------------------------------------------------------
-def test_short_run_draws_charts_with_one_heatmap_row_per_group(app: AppTest):
-    _trained(app)
+def test_short_run_draws_charts_with_one_heatmap_row_per_group(app: AppTest, go: Callable, finish_job: Callable,
+                                                                plotly_charts: Callable):
+    _trained(app, go, finish_job)
     result = app.session_state["train.result"].result
     assert result.status == "finished" and result.groups == GROUPS
-    charts = _charts(app)
+    charts = plotly_charts(app)
     heat = charts["Gradient norm per layer group and step"]
     (trace,) = [t for t in heat["data"] if t["type"] == "heatmap"]
     assert len(trace["y"]) == len(trace["z"]) == len(GROUPS)
@@ -151,8 +124,9 @@ def test_short_run_draws_charts_with_one_heatmap_row_per_group(app: AppTest):
     assert app.success and "Validation accuracy" in app.success[0].value
 
 
-def test_invalid_plan_shows_the_error_and_keeps_previous_results(app: AppTest):
-    _trained(app)
+def test_invalid_plan_shows_the_error_and_keeps_previous_results(app: AppTest, go: Callable, finish_job: Callable,
+                                                                 plotly_charts: Callable):
+    _trained(app, go, finish_job)
     before = app.session_state["train.result"]
     plan_before = app.session_state["plan"]
     app.number_input(key="train.lr").set_value(0.0).run()
@@ -161,7 +135,7 @@ def test_invalid_plan_shows_the_error_and_keeps_previous_results(app: AppTest):
     assert app.button(key="train.start").disabled is True
     assert app.session_state["plan"] == plan_before  # the invalid form never becomes the plan
     assert app.session_state["train.result"] is before
-    assert "Gradient norm per layer group and step" in _charts(app)  # the previous results are still shown
+    assert "Gradient norm per layer group and step" in plotly_charts(app)  # the previous results are still shown
     app.number_input(key="train.lr").set_value(0.003)
     app.number_input(key="train.batch_size").set_value(500).run()
     assert any("larger than the 20 training images" in e.value for e in app.error)
@@ -170,8 +144,8 @@ def test_invalid_plan_shows_the_error_and_keeps_previous_results(app: AppTest):
     assert not app.error and app.button(key="train.start").disabled is False
 
 
-def test_start_twice_and_stop_twice_do_not_raise(app: AppTest):
-    _go(app, TRAIN)
+def test_start_twice_and_stop_twice_do_not_raise(app: AppTest, go: Callable, finish_job: Callable):
+    go(app, TRAIN)
     _tiny_form(app)
     app.number_input(key="train.epochs").set_value(300).run()  # long enough to be stopped
     app.button(key="train.start").click().run()
@@ -181,45 +155,45 @@ def test_start_twice_and_stop_twice_do_not_raise(app: AppTest):
     app.button(key="train.stop").click().run()
     app.button(key="train.stop").click().run()
     assert not app.exception
-    job = _finish(app, "train")
+    job = finish_job(app, "train")
     assert job.state in ("cancelled", "done")
     assert app.session_state["train.result"].result.status in ("cancelled", "finished")
     app.button(key="train.stop").click().run()  # Stop with nothing running
     assert not app.exception
 
 
-def test_diverging_run_says_why(app: AppTest):
-    _go(app, TRAIN)
+def test_diverging_run_says_why(app: AppTest, go: Callable, finish_job: Callable):
+    go(app, TRAIN)
     _tiny_form(app)
     app.number_input(key="train.lr").set_value(10.0).run()
     app.button(key="train.start").click().run()
-    _finish(app, "train")
+    finish_job(app, "train")
     result = app.session_state["train.result"].result
     assert result.status == "diverged" and result.evaluation is None
     assert any(result.reason in e.value for e in app.error)
 
 
-def test_reload_picks_the_finished_run_up_again(app: AppTest, monkeypatch: pytest.MonkeyPatch):
-    _trained(app)
+def test_reload_picks_the_finished_run_up_again(app: AppTest, go: Callable, finish_job: Callable):
+    _trained(app, go, finish_job)
     run_param = app.query_params["run"]
     job_id = app.session_state["train.job"]
     assert run_param.startswith(f"{job_id}-")
     fresh = AppTest.from_file(app._script_path, default_timeout=60)  # a new browser session, same URL
     fresh.query_params["run"] = run_param
     fresh.run()
-    _go(fresh, TRAIN)
+    go(fresh, TRAIN)
     assert fresh.session_state["train.job"] == job_id
     assert fresh.session_state["train.result"].result is app.session_state["train.result"].result
     forged = AppTest.from_file(app._script_path, default_timeout=60)
     forged.query_params["run"] = f"{job_id}-" + "0" * 20  # a wrong token adopts nothing
     forged.run()
-    _go(forged, TRAIN)
+    go(forged, TRAIN)
     assert forged.session_state["train.job"] is None
 
 
 # ---- from the quadrant ------------------------------------------------------------------------------------------
-def test_use_this_plan_reaches_the_train_page_with_that_plan(app: AppTest):
-    _go(app, "pages/quadrant.py")
+def test_use_this_plan_reaches_the_train_page_with_that_plan(app: AppTest, go: Callable):
+    go(app, "pages/quadrant.py")
     app.slider(key="quadrant.size").set_value(600)
     app.slider(key="quadrant.similarity").set_value(0.2).run()
     app.button(key="quadrant.use").click().run()
@@ -233,17 +207,17 @@ def test_use_this_plan_reaches_the_train_page_with_that_plan(app: AppTest):
 
 
 # ---- the race ---------------------------------------------------------------------------------------------------
-def test_race_fills_its_results_table(app: AppTest):
-    _go(app, TRAIN)
+def test_race_fills_its_results_table(app: AppTest, go: Callable, finish_job: Callable, plotly_charts: Callable):
+    go(app, TRAIN)
     app.slider(key="train.n_per_class").set_value(5).run()
-    _go(app, RACE)
+    go(app, RACE)
     app.multiselect(key="race.strategies").set_value(["feature_extract", "early_classifier"]).run()
     app.radio(key="race.prediction").set_value("early_classifier").run()
     app.button(key="race.start").click().run()
     assert not app.exception
     assert app.radio(key="race.prediction").value is None  # the next race needs a new prediction
     assert app.button(key="race.start").disabled is True
-    _finish(app, "race")
+    finish_job(app, "race")
     outcome = app.session_state["race.result"]
     assert [lane.key for lane in outcome.lanes] == ["feature_extract", "early_classifier"]
     table = app.dataframe[0].value
@@ -252,7 +226,7 @@ def test_race_fills_its_results_table(app: AppTest):
     assert list(table["Validation accuracy"]) == sorted(table["Validation accuracy"], reverse=True)
     verdict = (app.success or app.info)[0].value
     assert "Classifier on the initial layers" in verdict
-    heat = _charts(app)["Gradient norm per layer group, one panel per lane"]
+    heat = plotly_charts(app)["Gradient norm per layer group, one panel per lane"]
     assert [t["y"] for t in heat["data"]] == [list(GROUPS)] * 2  # one row per group in every panel
     early = heat["data"][1]["z"]
     assert early[2] == early[3] == [None] * len(early[2])  # the early classifier cut block3 and block4 off ...

@@ -1,89 +1,24 @@
 """Real-browser test: a learner's path through the running app (Matrix → Quadrant → Use this plan → Train → Start).
 
-Starts `streamlit run app.py` on a free port and drives Debian's chromium through Playwright (never
-`playwright install`). Screenshots go to a temporary folder and, if the environment variable TLP_SCREENSHOTS names
-a folder, there too. Without /usr/bin/chromium the test is skipped, unless TLP_REQUIRE_BROWSER=1 (as in CI).
+Serves the app with `streamlit run app.py` on a free port and drives Debian's chromium through Playwright (never
+`playwright install`; see the `chromium` and `serve_app` fixtures in conftest.py). Screenshots go to a temporary
+folder and, if the environment variable TLP_SCREENSHOTS names a folder, there too. Without /usr/bin/chromium the
+test is skipped, unless TLP_REQUIRE_BROWSER=1 (as in CI).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 90  # a cold streamlit start on two busy cores
-TRAIN_S = 120_000  # ms to wait for the trained run's charts
+TRAIN_S = 180_000  # ms to wait for the trained run (the browser shares the cores; see bench_ui's busy neighbour)
 
 
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the browser test."
-        if os.environ.get("TLP_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app served by a real streamlit process; yields its URL."""
-    _require_chromium()
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
-    # One torch thread in the server: the headless browser shares the machine's cores, and two torch threads
-    # that wait for each other at every operation stall badly next to a busy neighbour (bench/bench_ui.py,
-    # default_run_wall_s_busy_neighbour). This test checks the learner's path, not the speed.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _port_open(port):
-            try:  # waits up to 0.5 s for the process: it must not have died
-                code = proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                code = None
-            if code is not None:
-                pytest.fail(f"streamlit exited with {code}:\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not open port {port} in {SERVER_START_S} s:\n"
-                            f"{log_path.read_text()[-3000:]}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-def test_learner_goes_from_the_matrix_to_a_trained_model(server: str, tmp_path: Path) -> None:
+def test_learner_goes_from_the_matrix_to_a_trained_model(chromium: dict[str, Any], serve_app: Callable,
+                                                          tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     extra = os.environ.get("TLP_SCREENSHOTS")
@@ -94,8 +29,8 @@ def test_learner_goes_from_the_matrix_to_a_trained_model(server: str, tmp_path: 
         page.screenshot(path=str(path), full_page=True)
         shots.append(path)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with serve_app() as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(**chromium)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.set_default_timeout(60_000)

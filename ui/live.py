@@ -32,7 +32,7 @@ import streamlit as st
 
 from tl_core import figures
 from tl_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobContext, get_manager
-from ui import session
+from ui import render, session
 
 LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job is active
 SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
@@ -174,6 +174,23 @@ def elapsed(job: Job) -> float:
     if job.started is None:
         return 0.0
     return (job.finished or time.monotonic()) - job.started
+
+
+def draw_run(job: Job, records: list[Any], key_prefix: str, n_classes: int | None = None) -> None:
+    """The live view of one training run, for `live_fragment`: status, the trainer's messages, the live charts.
+
+    Args:
+        job: The running job.
+        records: Its buffer snapshot (tl_core.records).
+        key_prefix: Prefix of the charts' element keys, e.g. "train.live.".
+        n_classes: Number of classes, to compare accuracy with chance; optional.
+    """
+    h = figures.History.from_records(records)
+    show_status(job, figures.progress(h, elapsed(job)))
+    for message in h.events:
+        st.caption(f"ℹ️ {message}")
+    for name, c in figures.live_charts(h, n_classes).items():
+        render.chart(c.fig, c.takeaway, key=f"{key_prefix}{name}")
 
 
 def live_fragment(slot: str, draw: Callable[[Job, list[Any]], None]) -> None:
