@@ -84,7 +84,7 @@ def test_running_jobs_split_the_cores():
     import torch
 
     mgr = JobManager(limit=2)
-    mgr.cores = 4
+    mgr.cores, mgr.thread_cap = 4, 4
     gate, both_done, seen = threading.Event(), threading.Barrier(2, timeout=10), []
 
     def fn(ctx):
@@ -106,3 +106,15 @@ def test_running_jobs_split_the_cores():
     gate.set()
     assert a.wait(10) and b.wait(10)
     assert seen[2:] == [2, 2]
+
+
+def test_thread_cap_comes_from_the_environment(monkeypatch):
+    from tl_core.jobs import default_thread_cap
+
+    monkeypatch.setenv("TLP_TORCH_THREADS", "3")
+    assert default_thread_cap() == 3 and JobManager(limit=1).thread_share() == min(3, JobManager(limit=1).cores)
+    monkeypatch.setenv("TLP_TORCH_THREADS", "zero")
+    assert default_thread_cap() >= 1
+    mgr = JobManager(limit=4)
+    mgr.cores, mgr.thread_cap = 8, 2
+    assert mgr.thread_share() == 2  # alone on 8 cores, but capped

@@ -98,12 +98,25 @@ def default_limit() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def default_thread_cap() -> int:
+    """Most torch threads one job may use: TLP_TORCH_THREADS, else half the cores (at least 1).
+
+    Half, because a job shares the machine with the Streamlit server, the learners' browsers on a laptop, and
+    other jobs: OpenMP threads that wait for a descheduled sibling can make a 0.3 s run take 20 s.
+    """
+    env = os.environ.get("TLP_TORCH_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 class JobManager:
     """Runs jobs on worker threads, at most `limit` at a time, taking queued jobs round-robin by owner."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit if limit is not None else default_limit()
         self.cores = max(1, os.cpu_count() or 1)
+        self.thread_cap = default_thread_cap()  # at most this many torch threads per job
         if self.limit < 1:
             raise ValueError(f"The concurrency limit must be at least 1; got {self.limit}.")
         self._lock = threading.Condition()
@@ -173,10 +186,10 @@ class JobManager:
         job.done_event.set()
 
     def thread_share(self) -> int:
-        """CPU threads each running job should use now: the cores split evenly between running jobs."""
+        """CPU threads each running job should use now: the cores split evenly between running jobs, capped."""
         with self._lock:
             running = max(1, len(self._running))
-        return max(1, self.cores // running)
+        return max(1, min(self.thread_cap, self.cores // running))
 
     # ---- asking about jobs ----
     def get(self, job_id: int | None) -> Job | None:
