@@ -102,8 +102,8 @@ class Demo:
 
 DEMOS: dict[str, Demo] = {d.key: d for d in (
     Demo("multi_task", "Multi-task learning", "multitask", "run_multitask",
-         "Does one network that learns the shape and the colour together do as well as two separate ones, and "
-         "how hard does each task pull on the shared layers?",
+         "Does one network that learns the shape and a second label together do as well as two separate ones, "
+         "and how hard does each task pull on the shared layers?",
          "The same images carry two labels: the shape, and a second label (filled or outlined, the colour, or the "
          "size). One ShapesNet body with two heads learns both at once; two more runs, with the same start, learn "
          "each task alone. Every few steps the two losses are back-propagated separately to measure how much "

@@ -49,7 +49,7 @@ def _hline(y: float, text: str) -> tuple[dict, dict]:
     """A dotted horizontal reference line across the plot, with its label (shape, annotation)."""
     shape = dict(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y, line=dict(color=palette.GREY, dash="dot"))
     note = dict(text=text, xref="paper", x=1, y=y, yanchor="bottom", xanchor="right", showarrow=False,
-                font=dict(size=13, color="#555555"))
+                font=dict(size=13, color="#555555"), bgcolor="rgba(255,255,255,0.85)")
     return shape, note
 
 
@@ -166,7 +166,8 @@ def self_taught_chart(res: Any) -> Chart:
     """Target accuracy per way of getting features, with chance."""
     methods = list(res.accuracy)
     colours = [palette.GREY, palette.VERMILLION, palette.GREEN, palette.BLUE]
-    data = [dict(type="bar", x=methods, y=[res.accuracy[m] for m in methods], marker=dict(color=colours),
+    names = [m.replace(": ", ":<br>") for m in methods]  # short lines under the bars
+    data = [dict(type="bar", x=names, y=[res.accuracy[m] for m in methods], marker=dict(color=colours),
                  text=[_pct(res.accuracy[m]) for m in methods], textposition="outside", cliponaxis=False)]
     shape, note = _hline(res.chance, f"chance {_pct(res.chance)}")
     fig = _figure(data, f"Self-taught learning: {res.n_labelled} labelled target images, {res.n_unlabelled} "
@@ -244,15 +245,14 @@ def covariate_chart(res: Any) -> Chart:
     """Target accuracy per method: the mean as a bar, every repeat as a dot."""
     methods = list(res.accuracy)
     colours = [palette.GREY, palette.GREEN, palette.SKY]
-    data = [dict(type="bar", x=methods, y=[res.mean_accuracy[m] for m in methods], marker=dict(color=colours),
-                 name="mean over repeats", text=[_pct(res.mean_accuracy[m]) for m in methods],
-                 textposition="outside", cliponaxis=False)]
-    for i, m in enumerate(methods):
-        data.append(dict(type="scatter", mode="markers", x=[m] * len(res.accuracy[m]), y=res.accuracy[m],
+    names = [f"{m}<br>mean {_pct(res.mean_accuracy[m])}" for m in methods]  # the mean under each bar
+    data = [dict(type="bar", x=names, y=[res.mean_accuracy[m] for m in methods], marker=dict(color=colours),
+                 name="mean over repeats")]
+    for i, (m, name) in enumerate(zip(methods, names)):
+        data.append(dict(type="scatter", mode="markers", x=[name] * len(res.accuracy[m]), y=res.accuracy[m],
                          name="one repeat", showlegend=i == 0, marker=dict(color=palette.BLACK, size=7)))
     lo = min(min(v) for v in res.accuracy.values())
-    fig = _figure(data, "Sample-selection bias: a linear classifier on the source model's "
-                        f"{res.feature_layer} features, scored on small target shapes",
+    fig = _figure(data, f"Selection bias: accuracy on the (small) target shapes, {res.feature_layer} features",
                   yaxis=_axis("target accuracy", tickformat=".0%", range=[max(0.0, lo - 0.1), 1.0]))
     gain = sum(res.gains) / len(res.gains)
     wins = sum(g > 0 for g in res.gains)
@@ -352,7 +352,7 @@ def lab_heatmap_chart(hm: Any) -> Chart:
             if cell.winner is None:
                 zr.append(None)
                 done = sum(cell.seeds_done.values())
-                tr.append(f"running… ({done} runs done)" if done else "waiting")
+                tr.append(f"running… ({done} {'run' if done == 1 else 'runs'} done)" if done else "waiting")
             else:
                 zr.append((index[cell.winner] + 0.5) / n_s)
                 mark = "✅" if cell.agrees else ("❌" if cell.agrees is False else "·")
@@ -361,11 +361,12 @@ def lab_heatmap_chart(hm: Any) -> Chart:
                 tr.append(f"<b>{_short(cell.winner)}</b> {_pct(cell.best)}<br>{advice}")
         z.append(zr)
         text.append(tr)
-    data = [dict(type="heatmap", x=cols, y=rows, z=z, zmin=0, zmax=1, colorscale=scale, showscale=False,
+    data = [dict(type="heatmap", x=cols, y=rows, z=z, zmin=0, zmax=1, colorscale=scale, showscale=False, opacity=0.6,
                  text=text, texttemplate="%{text}", textfont=dict(size=15, color=palette.BLACK), xgap=4, ygap=4,
                  hovertemplate="%{y}, %{x}<br>%{text}<extra></extra>")]
     legend = [dict(type="scatter", mode="markers", x=[None], y=[None], name=_short(s),
-                   marker=dict(symbol="square", size=14, color=LANE_STYLES.get(s, (SERIES[i % len(SERIES)],))[0]))
+                   marker=dict(symbol="square", size=14, opacity=0.6,
+                               color=LANE_STYLES.get(s, (SERIES[i % len(SERIES)],))[0]))
               for i, s in enumerate(strategies)]
     fig = _figure(data + legend, "Measured: the winning strategy in each cell, next to the course's advice",
                   110 + 110 * len(rows), xaxis=dict(side="top", showgrid=False),
@@ -464,9 +465,11 @@ def calibration_chart(check: Any) -> Chart:
                                                                                              dash="dot"))]
     shape = dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=0.5, y1=1.0, fillcolor=palette.LIGHT,
                  line=dict(width=0), layer="below")
+    label = dict(text="counts as similar", xref="paper", x=0.01, y=0.97, xanchor="left", yanchor="top",
+                 showarrow=False, font=dict(size=13, color="#555555"))
     fig = _figure(data, "Measured similarity of shapes-world targets to the source data", 360,
                   xaxis=_axis("true similarity (the knob)", range=[-0.05, 1.05]),
-                  yaxis=_axis("measured similarity", range=[-0.05, 1.05]), shapes=[shape])
+                  yaxis=_axis("measured similarity", range=[-0.05, 1.05]), shapes=[shape], annotations=[label])
     err = [abs(m - t) for m, t in zip(check.measured, check.true_similarity)]
     same_side = sum((m >= 0.5) == (t >= 0.5) for m, t in zip(check.measured, check.true_similarity))
     return Chart(fig, f"Measured and true similarity differ by {sum(err) / len(err):.2f} on average; "

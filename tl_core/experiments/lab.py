@@ -29,9 +29,9 @@ from tl_core.records import StartRecord, StepRecord
 from tl_core.scenarios import DataSpec, make_data
 
 LAB_STRATEGIES = ("feature_extract", "finetune_top", "finetune_all", "scratch", "early_classifier")  # every advice
-DEFAULT_SIZES = (20, 250)  # one "little" and one "lots" size: the quadrant's two rows (as in the quadrant tests)
+DEFAULT_SIZES = (20, 200)  # one "little" and one "lots" size (twice the line): the quadrant's two rows, ~25 s
 DEFAULT_SIMILARITIES = (1.0, 0.25)  # the quadrant's two columns: similar, and different
-SIZE_CHOICES = (10, 20, 30, 60, 100, 250, 500)  # sizes offered in the lab
+SIZE_CHOICES = (10, 20, 30, 60, 100, 200, 250, 500)  # sizes offered in the lab
 SIMILARITY_CHOICES = (1.0, 0.75, 0.5, 0.25, 0.0)  # similarities offered in the lab
 AGREE_TOLERANCE = 0.02  # the advice "agrees" when its strategy is within this much accuracy of the winner
 MAX_LANES = 200  # the most training runs one sweep may ask for
