@@ -3,8 +3,6 @@ the matrix page opens the right demo, and a quadrant-lab sweep fills its heatmap
 
 from __future__ import annotations
 
-import json
-import time
 from urllib.parse import parse_qs
 
 import pytest
@@ -22,35 +20,12 @@ def one_thread_per_job(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(get_manager(), "cores", 1)
 
 
-def _go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _finish(at: AppTest, slot: str, timeout: float = 120.0):
-    """Wait on the slot's job, then re-run the page until it has picked the outcome up."""
-    job = get_manager().get(at.session_state[f"{slot}.job"])
-    assert job is not None and job.wait(timeout), f"the {slot} job did not end in {timeout} s"
-    deadline = time.monotonic() + 60
-    while at.session_state[f"{slot}.done"] != job.id:
-        assert time.monotonic() < deadline, "the page never picked up the finished job"
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-    return job
-
-
-def _charts(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page, by title."""
-    return {(fig := json.loads(el.proto.spec))["layout"]["title"]["text"]: fig for el in at.get("plotly_chart")}
-
-
 def _takeaways(at: AppTest) -> list[str]:
     return [c.value for c in at.caption if c.value.startswith("**Takeaway:**")]
 
 
-def test_both_lab_pages_render_and_every_demo_has_its_knobs(app: AppTest):
-    _go(app, MATRIX_LAB)
+def test_both_lab_pages_render_and_every_demo_has_its_knobs(app: AppTest, go):
+    go(app, MATRIX_LAB)
     assert app.title[0].value == "🧪 The matrix, live"
     assert not app.warning and not app.error
     radio = app.radio(key="matrix_lab.setting")
@@ -62,7 +37,7 @@ def test_both_lab_pages_render_and_every_demo_has_its_knobs(app: AppTest):
         assert app.button(key="matrix_lab.run").label == f"▶️ Run: {DEMOS[key].title}"
         knobs = [w.key for w in (*app.slider, *app.selectbox) if w.key and w.key.startswith(f"matrix_lab.{key}.")]
         assert knobs, key
-    _go(app, QUADRANT_LAB)
+    go(app, QUADRANT_LAB)
     assert app.title[0].value == "🗺️ Quadrant lab"
     assert [t.label for t in app.tabs] == ["🗺️ The rules, measured", "✂️ Cut at layer n", "📏 Measured similarity"]
     assert {"quadrant_lab.run_sweep", "quadrant_lab.run_cut", "quadrant_lab.run_similarity"} <= {b.key for b in
@@ -70,15 +45,15 @@ def test_both_lab_pages_render_and_every_demo_has_its_knobs(app: AppTest):
     assert not app.warning and not app.error
 
 
-def test_a_matrix_demo_runs_through_the_page_to_its_result_charts(app: AppTest):
-    _go(app, MATRIX_LAB)
+def test_a_matrix_demo_runs_through_the_page_to_its_result_charts(app: AppTest, go, finish_job, plotly_charts):
+    go(app, MATRIX_LAB)
     app.radio(key="matrix_lab.setting").set_value("unsupervised").run()
     app.slider(key="matrix_lab.unsupervised.n_per_class").set_value(20).run()
     app.button(key="matrix_lab.run").click().run()
     assert not app.exception
-    job = _finish(app, "matrix_lab")
+    job = finish_job(app, "matrix_lab")
     assert job.state == "done" and job.result[0] == "unsupervised"
-    charts = _charts(app)
+    charts = plotly_charts(app)
     purity = charts["k-means with k=4 on 80 unlabelled images: cluster purity"]
     shown = dict(zip(purity["data"][0]["x"], purity["data"][0]["y"]))
     assert shown == job.result[1].purity  # the chart draws the result's own numbers
@@ -87,11 +62,11 @@ def test_a_matrix_demo_runs_through_the_page_to_its_result_charts(app: AppTest):
     assert len(_takeaways(app)) == 3
     assert app.session_state["matrix_lab.results"]["unsupervised"] is job.result[1]
     app.radio(key="matrix_lab.setting").set_value("self_taught").run()  # another demo: no charts until it runs
-    assert not _charts(app) and app.info and "Run" in app.info[0].value
+    assert not plotly_charts(app) and app.info and "Run" in app.info[0].value
 
 
-def test_the_matrix_page_links_to_its_settings_demo_and_the_link_opens_it(app: AppTest):
-    _go(app, "pages/matrix.py")
+def test_the_matrix_page_links_to_its_settings_demo_and_the_link_opens_it(app: AppTest, go):
+    go(app, "pages/matrix.py")
     for key, value in zip(("matrix.source_labels", "matrix.target_labels", "matrix.same_domain", "matrix.same_task"),
                           (True, False, False, True)):  # source labels only, different domains: domain adaptation
         app.radio(key=key).set_value(value)
@@ -100,20 +75,20 @@ def test_the_matrix_page_links_to_its_settings_demo_and_the_link_opens_it(app: A
     lab = [p for p in links if "matrix_lab" in p.page]
     assert len(lab) == 1 and parse_qs(lab[0].query_string) == {"setting": ["domain_adaptation"]}
     app.query_params["setting"] = "domain_adaptation"  # what following the link does
-    _go(app, MATRIX_LAB)
+    go(app, MATRIX_LAB)
     assert app.session_state["matrix_lab.setting"] == "domain_adaptation"
     assert app.subheader[0].value == "Domain adaptation"
     assert "setting" not in app.query_params  # consumed: the learner can pick another demo afterwards
 
 
-def test_a_small_sweep_fills_the_heatmap_and_repeats_from_the_cache(app: AppTest):
-    _go(app, QUADRANT_LAB)
+def test_a_small_sweep_fills_the_heatmap_and_repeats_from_the_cache(app: AppTest, go, finish_job, plotly_charts):
+    go(app, QUADRANT_LAB)
     app.multiselect(key="quadrant_lab.sizes").set_value([10]).run()
     app.multiselect(key="quadrant_lab.strategies").set_value(["feature_extract", "early_classifier"]).run()
     app.button(key="quadrant_lab.run_sweep").click().run()
-    job = _finish(app, "quadrant_lab")
+    job = finish_job(app, "quadrant_lab")
     assert job.state == "done" and job.result[0] == "sweep"
-    heat = _charts(app)["Measured: the winning strategy in each cell, next to the course's advice"]
+    heat = plotly_charts(app)["Measured: the winning strategy in each cell, next to the course's advice"]
     assert heat["data"][0]["y"] == ["10 per class"] and heat["data"][0]["x"] == ["similarity 1", "similarity 0.25"]
     assert all(v is not None for v in heat["data"][0]["z"][0])  # every cell has a winner
     table = app.dataframe[0].value

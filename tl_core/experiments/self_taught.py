@@ -10,6 +10,9 @@ themselves (nobody labels anything):
 * "autoencoder": squeeze each image through the network and rebuild it; features that keep everything,
   colour and position included.
 
+(The popular rotation-prediction pretext does not work here: the shapes world draws every shape at a random
+angle, so no pixel tells which way up an image is.)
+
 Then the few labelled target images (the four new shapes) train a linear classifier on each network's frozen
 features. The comparison: no pretraining (random features, and training the whole network on the few labels),
 self-taught features, and the supervised source model (trained with the source labels, for reference).
