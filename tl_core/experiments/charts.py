@@ -14,10 +14,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from tl_core import palette
-from tl_core.experiments import Point
-from tl_core.experiments import Progress as ExperimentProgress
+from tl_core.experiments import Point, Progress as ExperimentProgress
 from tl_core.figures import FONT, LANE_STYLES, Chart, Progress, lane_label
-from tl_core.plan import STRATEGIES
 
 SERIES = palette.OKABE_ITO  # colours in series order
 
