@@ -1,4 +1,4 @@
-"""Lab benchmarks: wall time of the default quadrant-lab sweep and of every matrix demo with its defaults.
+"""Lab benchmarks: wall time of the default quadrant-lab sweep and of every matrix demo with its defaults (best of 2).
 
 Run `python bench/bench_labs.py [--threads N]`; each figure prints as one JSON line. `run()` returns the same
 records. Goals: every matrix demo within 20 s on two CPU cores (aim: 10 s), the default sweep within 30 s. Each
@@ -40,10 +40,12 @@ def run() -> list[dict]:
     calibrate()
     records = []
     walls = {}
-    for key in DEMOS:
-        wall, cpu = _timed(lambda key=key: run_demo(key, seed=0))
+    for key in DEMOS:  # best of two: a neighbour's burst on a shared machine can slow one run many times over
+        runs = [_timed(lambda key=key: run_demo(key, seed=0)) for _ in range(2)]
+        wall, cpu = min(runs)
         walls[key] = wall
-        records.append(_figure(f"matrix_demo_{key}_wall_s", wall, "s", cpu_s=round(cpu, 2), goal="<= 10 (limit 20)"))
+        records.append(_figure(f"matrix_demo_{key}_wall_s", wall, "s", cpu_s=round(cpu, 2), goal="<= 10 (limit 20)",
+                               runs=[round(w, 2) for w, _ in runs]))
     slowest = max(walls, key=walls.get)
     records.append(_figure("matrix_demo_max_wall_s", walls[slowest], "s", demo=slowest, goal="<= 10 (limit 20)"))
     config = LabConfig()
