@@ -34,10 +34,12 @@ def describe_device() -> str:
     Uses torch only if something already imported it, so the decision pages stay torch-free.
     """
     torch_mod = sys.modules.get("torch")
-    if torch_mod is not None:
-        if torch_mod.cuda.is_available():
-            return f"GPU: {torch_mod.cuda.get_device_name(0)}"
-        if getattr(torch_mod.backends, "mps", None) is not None and torch_mod.backends.mps.is_available():
+    cuda = getattr(torch_mod, "cuda", None)  # None too while another thread is still importing torch
+    backends = getattr(torch_mod, "backends", None)
+    if cuda is not None and backends is not None:
+        if cuda.is_available():
+            return f"GPU: {cuda.get_device_name(0)}"
+        if getattr(backends, "mps", None) is not None and backends.mps.is_available():
             return "GPU: Apple MPS"
     else:
         name = _probe_gpu_name()
