@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from tl_core import estimate, weights
-from tl_core.device import select_device
 from tl_core.estimate import Estimate
 from tl_core.jobs import get_manager
 from tl_core.safe_io import session_dir
@@ -25,7 +24,11 @@ from tl_core.weights import weights_status
 from test_predict import random_state
 
 OWN, EXPLORER = "pages/own_data.py", "pages/explorer.py"
-ON_CPU = select_device("auto").type == "cpu"  # where the page's runs train (its defaults depend on it)
+def _train_on(monkeypatch: pytest.MonkeyPatch, device_type: str) -> None:
+    """Make the page believe its runs train on this device type (its defaults depend on it), on any machine."""
+    import tl_core.device
+
+    monkeypatch.setattr(tl_core.device, "select_device", lambda preference="auto": torch.device(device_type))
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220)}
 
 
@@ -269,9 +272,9 @@ def _cache_mobilenet() -> None:
     torch.save(random_state("mobilenet_v3_small"), status.path)
 
 
-@pytest.mark.skipif(not ON_CPU, reason="the CPU defaults apply where training runs on the CPU")
 def test_imagenet_model_defaults_to_cached_feature_extraction_and_fine_tuning_asks_first(
         app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _train_on(monkeypatch, "cpu")
     _cache_mobilenet()
     _go(app, OWN)
     _upload_zip(app, "shapes.zip", good_zip())
@@ -307,8 +310,9 @@ def test_imagenet_model_defaults_to_cached_feature_extraction_and_fine_tuning_as
     assert app.session_state["own.result"].val_images.shape[-1] == 224
 
 
-@pytest.mark.skipif(ON_CPU, reason="the GPU defaults apply where training runs on a GPU")
-def test_on_a_gpu_imagenet_models_fine_tune_by_default_without_asking(app: AppTest) -> None:
+def test_on_a_gpu_imagenet_models_fine_tune_by_default_without_asking(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _train_on(monkeypatch, "cuda")  # only the page's defaults are checked here; nothing trains
     _cache_mobilenet()
     _go(app, OWN)
     _upload_zip(app, "shapes.zip", good_zip())
@@ -328,9 +332,9 @@ def test_explorer_classifies_with_cached_imagenet_weights_without_network(app: A
     assert len(chart["data"][0]["y"]) == 5 and all(c in categories for c in chart["data"][0]["y"])
 
 
-@pytest.mark.skipif(not ON_CPU, reason="run-time estimates are asked for on the CPU only")
 def test_missing_weights_block_pretrained_strategies_but_not_training_from_scratch(
         app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _train_on(monkeypatch, "cpu")
     _go(app, OWN)
     _upload_zip(app, "shapes.zip", good_zip())
     app.selectbox(key="own.arch").set_value("resnet18").run()
