@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import streamlit as st
 import torch
 import torchvision
 from PIL import Image, ImageDraw
@@ -29,6 +30,7 @@ def _train_on(monkeypatch: pytest.MonkeyPatch, device_type: str) -> None:
     import tl_core.device
 
     monkeypatch.setattr(tl_core.device, "select_device", lambda preference="auto": torch.device(device_type))
+    st.cache_data.clear()  # the page caches its device check for the process
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220)}
 
 
