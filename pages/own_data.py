@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 import streamlit as st
 from torch import nn
@@ -20,7 +19,6 @@ from torch import nn
 from tl_core import figures, owntrain
 from tl_core.archs import ARCHS, get_spec
 from tl_core.device import select_device
-from tl_core.jobs import Job
 from tl_core.owndata import OwnDataset, load_class_uploads, load_zip
 from tl_core.plan import STRATEGIES, Plan
 from tl_core.runs import weights_bytes
@@ -296,15 +294,6 @@ def _start(plan: Plan, ds: OwnDataset) -> None:
     live.start(SLOT, fn, label=f"your images · {plan.describe()}")
 
 
-def _draw_live(job: Job, records: list[Any]) -> None:
-    h = figures.History.from_records(records)
-    live.show_status(job, figures.progress(h, live.elapsed(job)))
-    for message in h.events:
-        st.caption(f"ℹ️ {message}")
-    for name, c in figures.live_charts(h).items():
-        chart(c.fig, c.takeaway, key=f"{P}live.{name}")
-
-
 def _show_results(outcome: owntrain.OwnOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
@@ -439,6 +428,6 @@ b1.button("▶️ Start", key=P + "start", type="primary", on_click=_start, args
 b2.button("⏹️ Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), help="Stop after the current step.")
 if ss[f"{SLOT}.error"]:
     st.error(ss[f"{SLOT}.error"], icon="⚠️")
-live.live_fragment(SLOT, _draw_live)
+live.live_fragment(SLOT, lambda job, records: live.draw_run(job, records, P + "live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])

@@ -24,6 +24,7 @@ from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
 SLOT = "train"
 P = "train."  # widget key prefix
 N_RANGE = (5, 1000)  # images per class
+MIN_BATCH = 2  # the smallest batch that trains (the trainer drops one-image batches)
 BN_TEXT = {"eval": "Keep: frozen BatchNorm keeps the source statistics",
            "train": "Re-estimate: frozen BatchNorm re-estimates them on the target data"}
 
@@ -47,7 +48,11 @@ def _data() -> tuple[int, float, int]:
 def _form_plan() -> Plan:
     """The form's plan, valid for the current data (raises ValueError saying what to change)."""
     n, sim, seed = _data()
-    return planform.checked_plan(_values(), seed=seed, n_per_class=n, similarity=sim)
+    plan = planform.checked_plan(_values(), seed=seed, n_per_class=n, similarity=sim)
+    if plan.batch_size < MIN_BATCH:  # the trainer skips one-image batches (they break BatchNorm): 0 steps
+        raise ValueError(f"A batch of one image cannot train the BatchNorm layers, so the run would take no "
+                         f"steps at all. Use a batch size of at least {MIN_BATCH}.")
+    return plan
 
 
 def _kw(field: str, on_change: Callable[[], None] | None = None) -> dict:
@@ -123,6 +128,7 @@ def _show_results(outcome: TrainOutcome) -> None:
     else:
         st.error(f"💥 {res.reason}")
     h = figures.History.from_result(res)
+    live.show_notices(h.events)
     n_classes = len(res.evaluation.classes) if res.evaluation else None
     for name, c in figures.live_charts(h, n_classes).items():
         chart(c.fig, c.takeaway, key=f"train.{name}")
@@ -203,10 +209,14 @@ st.multiselect("Frozen layer groups", list(spec.body_groups), **_kw("frozen"),
 c1, c2, c3 = st.columns(3, gap="medium")
 c1.number_input("Base learning rate", min_value=0.0, max_value=100.0, step=0.001, format="%.4g", **_kw("lr"),
                 help="Each group's rate is this times its multiplier below. Try 10 to see a run diverge.")
-c2.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, step=1, **_kw("epochs"),
-                help="Passes over the training data (raised automatically to reach the minimum number of steps).")
-c3.number_input("Batch size", min_value=1, max_value=MAX_BATCH, step=1, **_kw("batch_size"),
-                help="Images per optimiser step; at most the number of training images.")
+# No bounds on epochs and batch size: an out-of-range value reaches the plan's checks, which say what to change
+# (with widget bounds it would silently snap back instead).
+c2.number_input("Epochs", step=1, **_kw("epochs"),
+                help=f"Passes over the training data, 1 to {MAX_EPOCHS} (raised automatically to reach the minimum "
+                     f"number of steps).")
+c3.number_input("Batch size", step=1, **_kw("batch_size"),
+                help=f"Images per optimiser step: at least {MIN_BATCH}, at most the number of training images "
+                     f"(and {MAX_BATCH}).")
 c1, c2 = st.columns(2, gap="medium")
 c1.radio("BatchNorm in frozen groups", list(BN_POLICIES), format_func=BN_TEXT.get, **_kw("bn_policy"),
          help="Setting requires_grad=False does not stop BatchNorm from updating its running mean and variance in "

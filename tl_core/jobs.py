@@ -71,6 +71,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     done_event: threading.Event = field(default_factory=threading.Event)
+    forgotten: bool = False  # its session is gone: drop it from the manager as soon as it ends
 
     @property
     def finished_ok(self) -> bool:
@@ -86,15 +87,16 @@ class Job:
 
 
 def default_limit() -> int:
-    """The number of CPU cores, or 1 when a CUDA GPU will do the training (it does not share well)."""
+    """TLP_MAX_CONCURRENT_JOBS if set, else the number of CPU cores, or 1 when a CUDA GPU will do the training (it
+    does not share well)."""
     import sys
 
-    torch_mod = sys.modules.get("torch")
-    if torch_mod is not None and torch_mod.cuda.is_available():
-        return 1
     env = os.environ.get("TLP_MAX_CONCURRENT_JOBS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None and torch_mod.cuda.is_available():
+        return 1
     return max(1, os.cpu_count() or 1)
 
 
@@ -181,6 +183,8 @@ class JobManager:
         with self._lock:
             job.result, job.error, job.state, job.finished = result, error, state, time.monotonic()
             self._running.discard(job.id)
+            if job.forgotten:
+                self._jobs.pop(job.id, None)
             self._dispatch()
             self._lock.notify_all()
         job.done_event.set()
@@ -244,10 +248,13 @@ class JobManager:
         return sum(self.cancel(i) for i in ids)
 
     def forget(self, owner: str) -> None:
-        """Drop a session's finished jobs from memory."""
+        """Drop a session's finished jobs from memory; a job still stopping is dropped as soon as it ends."""
         with self._lock:
-            for jid in [j.id for j in self._jobs.values() if j.owner == owner and not j.active]:
-                del self._jobs[jid]
+            for job in [j for j in self._jobs.values() if j.owner == owner]:
+                if job.active:
+                    job.forgotten = True
+                else:
+                    del self._jobs[job.id]
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing runs or waits (for tests and benchmarks)."""

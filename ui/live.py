@@ -7,7 +7,9 @@ A page owns one job "slot" ("train", "race"). Its session-state keys:
     "<slot>.done"    id of the job whose outcome is in "<slot>.result" / "<slot>.error"
 
 Training never runs on the script thread: `start` submits a job, and `live_fragment` redraws only the live part
-of the page from the job's record buffer every `LIVE_EVERY_S` seconds while the job is queued or running. When
+of the page from the job's record buffer every `LIVE_EVERY_S` seconds while the job runs. While it waits in the
+queue, the fragment shows only the queue position, every `QUEUED_EVERY_S` seconds (with 30 students queued at once,
+their redraws would otherwise take CPU from the runs they wait for), and reruns the page once the job starts. When
 the job ends, the fragment moves its outcome into session state and reruns the whole page once, which draws the
 results and stops the timer.
 
@@ -31,10 +33,12 @@ from typing import Any
 import streamlit as st
 
 from tl_core import figures
-from tl_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobContext, get_manager
+from tl_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
 from ui import render, session
 
-LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job is active
+LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job runs
+QUEUED_EVERY_S = 2.0  # ... and while it waits in the queue (only the position is shown then)
+NOTICE_PREFIXES = ("Out of GPU memory",)  # trainer events the learner must not miss: shown as warnings, not captions
 SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
 URL_PARAM = "run"
 _URL_KEY = secrets.token_bytes(16)  # signs the ?run= tokens; per server process, like the jobs themselves
@@ -160,13 +164,42 @@ def stop(slot: str) -> None:
     get_manager().cancel(st.session_state.get(f"{slot}.job"))
 
 
+def show_queued(job: Job) -> None:
+    """How many runs will start before this one."""
+    st.info(f"⏳ Queued: {figures.queue_message(get_manager().position(job))}")
+    st.progress(0.0, text="Waiting for a free slot…")
+
+
 def show_status(job: Job, progress: figures.Progress) -> None:
     """The queue position while queued, else a progress bar with the ETA."""
     if job.state == QUEUED:
-        st.info(f"⏳ Queued: {figures.queue_message(get_manager().position(job))}")
-        st.progress(0.0, text="Waiting for a free slot…")
+        show_queued(job)
     else:
         st.progress(progress.fraction, text=progress.text)
+
+
+def is_notice(message: str) -> bool:
+    """Whether a trainer event is one the learner must see (e.g. the batch was halved after running out of memory)."""
+    return message.startswith(NOTICE_PREFIXES)
+
+
+def show_events(messages: list[str], prefix: str = "") -> None:
+    """A run's events: notices as warnings, the rest as captions.
+
+    Args:
+        messages: The events' messages (figures.History.events).
+        prefix: Put before each message, e.g. a race lane's name.
+    """
+    for message in messages:
+        if is_notice(message):
+            st.warning(f"{prefix}{message}", icon="🧯")
+        else:
+            st.caption(f"ℹ️ {prefix}{message}")
+
+
+def show_notices(messages: list[str], prefix: str = "") -> None:
+    """Only a finished run's notices (see `is_notice`), as warnings, for the results."""
+    show_events([m for m in messages if is_notice(m)], prefix)
 
 
 def elapsed(job: Job) -> float:
@@ -187,26 +220,33 @@ def draw_run(job: Job, records: list[Any], key_prefix: str, n_classes: int | Non
     """
     h = figures.History.from_records(records)
     show_status(job, figures.progress(h, elapsed(job)))
-    for message in h.events:
-        st.caption(f"ℹ️ {message}")
+    show_events(h.events)
     for name, c in figures.live_charts(h, n_classes).items():
         render.chart(c.fig, c.takeaway, key=f"{key_prefix}{name}")
 
 
 def live_fragment(slot: str, draw: Callable[[Job, list[Any]], None]) -> None:
-    """Draw the slot's live part in a fragment that reruns every LIVE_EVERY_S while the job is active.
+    """Draw the slot's live part in a fragment that reruns every LIVE_EVERY_S while the job runs, and shows the
+    queue position every QUEUED_EVERY_S while it waits.
 
     Args:
         slot: The page's slot.
-        draw: Called with (job, buffer snapshot) on every redraw; draws status and live charts.
+        draw: Called with (job, buffer snapshot) on every redraw of a started job; draws status and live charts.
     """
-    active = is_active(slot)
+    job = current_job(slot)
+    drawn_as = job.state if job is not None and job.active else None  # the state this full run saw
+    every = {QUEUED: QUEUED_EVERY_S, RUNNING: LIVE_EVERY_S}.get(drawn_as)
 
-    @st.fragment(run_every=LIVE_EVERY_S if active else None)
+    @st.fragment(run_every=every)
     def _live() -> None:
         job = current_job(slot)
         if job is None or st.session_state.get(f"{slot}.done") == job.id:
             return  # nothing running; the page draws the results
+        if job.state == QUEUED:
+            show_queued(job)
+            return
+        if drawn_as == QUEUED:  # it started since the page was drawn: rerun the page to redraw at the live pace
+            st.rerun()
         draw(job, job.buffer.snapshot())
         if not job.active:  # it just ended: keep the outcome and redraw the whole page once
             harvest(slot)
