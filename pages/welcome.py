@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from tl_core import content, shapes
@@ -39,7 +38,7 @@ for col, benefit in zip(st.columns(len(content.BENEFITS)), content.BENEFITS):
 st.subheader("Source and target: domains and tasks")
 st.markdown(f"**Domain.** {content.DOMAIN_DEFINITION}  \n**Task.** {content.TASK_DEFINITION}")
 st.markdown(f"The course's example: *{content.TRANSLATION_TITLES[0]}*, re-used for *{content.TRANSLATION_TITLES[1]}*.")
-st.table(pd.DataFrame(content.TRANSLATION_EXAMPLE).T)
+st.markdown(content.translation_table_markdown())  # a markdown table: this page needs no pandas (fast first page)
 
 st.subheader("The same ideas in the shapes world")
 st.markdown(content.SHAPES_WORLD_INTRO)

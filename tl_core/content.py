@@ -61,6 +61,15 @@ TRANSLATION_EXAMPLE: dict[str, dict[str, str]] = {
 }
 TRANSLATION_TITLES = ("Original model: English to French", "Transfer learning: Hindi to Spanish")
 
+
+def translation_table_markdown() -> str:
+    """TRANSLATION_EXAMPLE as a markdown table: one row per side (source, target), one column per aspect."""
+    aspects = list(TRANSLATION_EXAMPLE)
+    sides = list(next(iter(TRANSLATION_EXAMPLE.values())))
+    lines = ["| | " + " | ".join(aspects) + " |", "|---|" + "---|" * len(aspects)]
+    lines += [f"| **{side}** | " + " | ".join(TRANSLATION_EXAMPLE[a][side] for a in aspects) + " |" for side in sides]
+    return "\n".join(lines)
+
 SHAPES_WORLD_INTRO = (
     "The playbook trains on a small world of drawn shapes instead of ImageNet, so everything runs live. The "
     "**source** task names six shapes on plain backgrounds. A **target** dataset has a *similarity* to the "
