@@ -1,7 +1,8 @@
 """The Transfer Learning Playbook's entry point: registers the pages, holds the app-wide sidebar, runs the page.
 
 Run with `streamlit run app.py`. To add a page, add one line to PAGES; sections appear in the order
-they first occur there.
+they first occur there. A class link (`?preset=few_similar&seed=3`, made on the instructor page) puts the session on
+that preset and seed; `?view=projector` (or the sidebar toggle) shows only the race, large, for a projector.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from tl_core.device import describe_device
-from ui.state import current_plan, init_state, on_seed_change
+from tl_core.presets import MAX_SEED
+from ui.state import PERSIST, apply_link, current_plan, init_state, on_seed_change
 
 # (section, page file, title, icon). Emoji icons only: ":material/...:" icons fetch web fonts, and the
 # app must work offline. The first page is the default.
@@ -24,21 +26,44 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Explore", "pages/architectures.py", "Architectures", "🏛️"),
     ("Your data", "pages/explorer.py", "Pretrained explorer", "🔍"),
     ("Your data", "pages/own_data.py", "Your own images", "📁"),
+    ("Teach", "pages/instructor.py", "Instructor", "🧑‍🏫"),
 ]
+RACE_PAGE = "pages/race.py"  # the only page the projector view shows
+# The projector view: no sidebar or header, the main column full width, large type.
+PROJECTOR_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] {display: none;}
+[data-testid="stMainBlockContainer"] {max-width: 100%; padding: 1rem 2rem;}
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li, [data-testid="stCaptionContainer"],
+[data-testid="stWidgetLabel"] p, [data-testid="stAlert"] p, [data-testid="stProgress"] p {font-size: 1.6rem;}
+[data-testid="stHeading"] h1 {font-size: 3.2rem;}
+[data-testid="stHeading"] h2 {font-size: 2.4rem;}
+</style>"""
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon="🎓", layout="wide")
 init_state()
+link_problems = apply_link()  # before the sidebar's widgets: a class link sets the seed, the data and the race
+projector = bool(st.session_state["class.projector"])
 
 sections: dict[str, list[st.Page]] = {}
 for i, (section, path, title, icon) in enumerate(PAGES):
     sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=i == 0))
-page = st.navigation(sections)
+page = st.navigation(sections, position="hidden" if projector else "sidebar")
 
 with st.sidebar:
     st.markdown("**Current plan**")
     st.caption(current_plan().describe())
     st.markdown(f"**Device:** {describe_device()}")
-    st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed", on_change=on_seed_change,
+    st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="seed", on_change=on_seed_change,
+                    persist_state=PERSIST,  # else a page's st.switch_page resets it to 0
                     help="Seeds the data, the weights and the shuffling, so a run can be repeated exactly.")
+    st.toggle("📽️ Projector view", key="class.projector", persist_state=PERSIST,
+              help="Only the race, in large type, without this sidebar: for the classroom projector. The race page "
+                   "has a button to leave it.")
+if projector and page.url_path != "race":  # after the sidebar's widgets, so that they keep their values
+    st.switch_page(RACE_PAGE, query_params=st.query_params.to_dict())
+if projector:
+    st.html(PROJECTOR_CSS)
+for problem in link_problems:
+    st.warning(problem, icon="🔗")
 
 page.run()

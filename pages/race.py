@@ -1,32 +1,68 @@
 """Page: the race: freeze vs fine-tune vs scratch (and your own plan) on the same data and seed; predict, then watch.
 
-Widget keys: "race.strategies", "race.own", "race.prediction", "race.start", "race.stop"; the job slot's keys are
-described in ui.live ("race.result" holds a tl_core.runs.RaceOutcome).
+Widget keys: "race.strategies", "race.own", "race.prediction", "race.start", "race.stop", "race.leave_preset",
+"race.leave_projector", "race.download_table", "race.download_history"; the job slot's keys are described in
+ui.live ("race.result" holds a tl_core.runs.RaceOutcome). With a class preset ("race.preset", set by a class link or
+the instructor page) the race runs the preset's lanes on its data. In the projector view ("class.projector") the
+page shows only the question, the controls, the live race and the results, in large type.
 """
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from tl_core import figures
 from tl_core.archs import ARCHS
 from tl_core.jobs import Job
 from tl_core.plan import STRATEGIES
+from tl_core.presets import PRESETS, Preset, commentary, find_preset
 from tl_core.race import DEFAULT_RACE, race_lanes, race_table
 from tl_core.runs import RaceOutcome, race_job
 from tl_core.scenarios import DataSpec
 from ui import live
 from ui.render import chart
-from ui.state import PERSIST, current_plan, init_state
+from ui.state import PERSIST, current_plan, init_state, leave_preset, set_projector
 
 SLOT = "race"
 OPTIONS = list(DEFAULT_RACE) + [s for s in STRATEGIES if s not in DEFAULT_RACE]  # freeze → fine-tune → scratch
+PROJECTOR_FONT = 22  # chart text size on the projector
+
+
+def _preset() -> Preset | None:
+    """The class preset the race runs, if any."""
+    return PRESETS.get(st.session_state.get("race.preset") or "")
 
 
 def _lane_keys() -> list[str]:
-    """The lanes the learner picked, in race order."""
+    """The lanes of the next race, in race order: the preset's, or those the learner picked."""
+    preset = _preset()
+    if preset is not None:
+        return preset.lane_keys
     keys = [s for s in OPTIONS if s in st.session_state["race.strategies"]]
     return keys + (["my_plan"] if st.session_state["race.own"] else [])
+
+
+def _label(key: str) -> str:
+    """A lane's name: from the race that ran it, else from the preset, else the strategy's label."""
+    labels = st.session_state.get("race.labels") or {}
+    preset = _preset()
+    return labels.get(key) or (preset.label(key) if preset is not None else figures.lane_label(key))
+
+
+def _by_label(histories: dict[str, figures.History]) -> dict[str, figures.History]:
+    """Histories keyed so the charts name every lane: lanes that are not a plain strategy go by their label."""
+    return {k if k in STRATEGIES or k == "my_plan" else _label(k): h for k, h in histories.items()}
+
+
+def _data() -> DataSpec:
+    """The data the next race runs on: the preset's, or the app-wide data knobs."""
+    seed = int(st.session_state["seed"])
+    preset = _preset()
+    if preset is not None:
+        return preset.data_spec(seed)
+    return DataSpec(n_per_class=int(st.session_state["data.n_per_class"]),
+                    similarity=float(st.session_state["data.similarity"]), seed=seed)
 
 
 def _on_lanes() -> None:
@@ -36,55 +72,96 @@ def _on_lanes() -> None:
 
 
 def _start() -> None:
-    """Callback of Start: race the picked lanes in the background, once a prediction is made."""
+    """Callback of Start: race the lanes in the background, once a prediction is made."""
     predicted = st.session_state.get("race.prediction")
     keys = _lane_keys()
     if predicted not in keys:
         st.session_state["race.error"] = "Pick the lane you expect to win first: predict, then reveal."
         return
-    plan = current_plan()
-    seed = int(st.session_state["seed"])
+    plan, data, preset = current_plan(), _data(), _preset()
     try:
-        lanes = race_lanes([k for k in keys if k != "my_plan"], arch=plan.arch, seed=seed,
-                           own_plan=plan if "my_plan" in keys else None)
+        if preset is not None:
+            lanes = preset.race_lanes(data.seed)
+        else:
+            lanes = race_lanes([k for k in keys if k != "my_plan"], arch=plan.arch, seed=data.seed,
+                               own_plan=plan if "my_plan" in keys else None)
     except ValueError as e:
         st.session_state["race.error"] = str(e)
         return
-    data = DataSpec(n_per_class=int(st.session_state["data.n_per_class"]),
-                    similarity=float(st.session_state["data.similarity"]), seed=seed)
     st.session_state["race.order"] = [lane.key for lane in lanes]
+    st.session_state["race.labels"] = {lane.key: lane.label for lane in lanes}
     if live.start(SLOT, race_job(lanes, data, predicted), label=f"race of {len(lanes)} lanes") is not None:
         st.session_state["race.prediction"] = None  # kept with the race; the next race needs a new prediction
+
+
+def _chart(c: figures.Chart, key: str) -> None:
+    """A chart with its takeaway; larger text on the projector."""
+    if st.session_state.get("class.projector"):
+        size = PROJECTOR_FONT
+        c.fig.update_layout(font_size=size, title_font_size=size + 6, legend_font_size=size - 2)
+        c.fig.update_xaxes(tickfont_size=size - 2, title_font_size=size)
+        c.fig.update_yaxes(tickfont_size=size - 2, title_font_size=size)
+        c.fig.update_annotations(font_size=size - 2)
+    chart(c.fig, c.takeaway, key=key)
 
 
 def _draw_live(job: Job, records: list) -> None:
     histories = figures.race_histories(records)
     order = st.session_state.get("race.order") or list(histories)
     live.show_status(job, figures.race_progress(histories, order, live.elapsed(job)))
-    c = figures.race_curves_chart(histories)
-    chart(c.fig, c.takeaway, key="race.live.curves")
-    c = figures.race_heatmaps_chart(histories)
-    chart(c.fig, c.takeaway, key="race.live.heatmaps")
+    for key, h in histories.items():
+        live.show_notices(h.events, prefix=f"{_label(key)}: ")
+    _chart(figures.race_curves_chart(_by_label(histories)), "race.live.curves")
+    _chart(figures.race_heatmaps_chart(_by_label(histories)), "race.live.heatmaps")
 
 
-def _show_results(outcome: RaceOutcome) -> None:
+def _csv(rows: list[dict]) -> str:
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def _show_results(outcome: RaceOutcome, projector: bool) -> None:
     st.header("🏆 Results")
     rows = race_table(outcome.lanes, outcome.results)
     verdict = figures.race_verdict(rows, outcome.predicted)
     (st.success if verdict.startswith("You called it") else st.info)(verdict, icon="🎯")
+    for lane in outcome.lanes:  # what went wrong in a lane, in its own words
+        r = outcome.results.get(lane.key)
+        if r is None:
+            st.warning(f"{lane.label}: not raced (the race was stopped before its turn).", icon="⏭️")
+        elif r.status == "diverged":
+            st.error(f"{lane.label}: {r.reason}", icon="💥")
+        elif r.status == "cancelled":
+            st.warning(f"{lane.label}: {r.reason}", icon="⏹️")
+        if r is not None:
+            live.show_notices([e.message for e in r.events], prefix=f"{lane.label}: ")
     st.dataframe(figures.race_rows_for_display(rows), hide_index=True, key="race.table",
                  column_config={"Validation accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                                        max_value=1),
                                 "Trainable parameters": st.column_config.NumberColumn(format="localized"),
                                 "Total parameters": st.column_config.NumberColumn(format="localized")})
     spec = outcome.data
-    st.caption(f"Every lane: the same {spec.n_per_class} images per class at similarity {spec.similarity:g}, seed "
-               f"{spec.seed}. Wall time includes building the model; frozen prefixes are computed once.")
+    preset = find_preset([lane.key for lane in outcome.lanes], spec.n_per_class, spec.similarity)
+    if preset is not None:
+        st.subheader(f"🧑‍🏫 {preset.title}: what this race showed")
+        st.markdown("\n".join(f"- {s}" for s in commentary(preset, outcome.results)))
+    if not projector:
+        st.caption(f"Every lane: the same {spec.n_per_class} images per class at similarity {spec.similarity:g}, "
+                   f"seed {spec.seed}. Wall time includes building the model; frozen prefixes are computed once.")
+        data = {"seed": spec.seed, "n_per_class": spec.n_per_class, "similarity": spec.similarity}
+        history = [{"lane": lane.key, "strategy": lane.label, **row, "epoch": row["epoch"] + 1,
+                    "thawed": " ".join(row["thawed"])}
+                   for lane in outcome.lanes if lane.key in outcome.results
+                   for row in outcome.results[lane.key].history_rows()]
+        c1, c2, _ = st.columns([1, 1, 2])
+        c1.download_button("📋 Results table (.csv)", data=_csv([{**row, **data} for row in rows]),
+                           file_name="race_results.csv", mime="text/csv", key="race.download_table",
+                           on_click="ignore")
+        c2.download_button("📈 Every lane per epoch (.csv)", data=_csv(history), file_name="race_history.csv",
+                           mime="text/csv", key="race.download_history", on_click="ignore")
     histories = {k: figures.History.from_result(r) for k, r in outcome.results.items()}
-    c = figures.race_curves_chart(histories, title="Validation accuracy per epoch, every lane (final)")
-    chart(c.fig, c.takeaway, key="race.curves")
-    c = figures.race_heatmaps_chart(histories)
-    chart(c.fig, c.takeaway, key="race.heatmaps")
+    _chart(figures.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch, every lane (final)"),
+           "race.curves")
+    _chart(figures.race_heatmaps_chart(_by_label(histories)), "race.heatmaps")
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
@@ -93,34 +170,55 @@ live.setup(SLOT)
 st.session_state.setdefault("race.strategies", list(DEFAULT_RACE))
 st.session_state.setdefault("race.own", False)
 st.session_state.setdefault("race.prediction", None)
-
-st.title("🏁 The race")
-st.markdown("Freeze, fine-tune or start from scratch? Each lane trains the same architecture on **the same data "
-            "with the same seed**, one after another, so the only difference is the strategy.")
+projector = bool(st.session_state.get("class.projector"))
+preset = _preset()
 plan = current_plan()
-n, sim, seed = (st.session_state["data.n_per_class"], st.session_state["data.similarity"], st.session_state["seed"])
-st.markdown(f"**Data:** shapes world, {n} images per class at similarity {sim:g} (seed {seed}) · "
-            f"**architecture:** {plan.arch}. Change them on the *Train live* page or in the sidebar.")
+data = _data()
+
+if projector:
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.title(f"🏁 {preset.title if preset else 'The race'}")
+    right.button("↩️ Leave projector view", key="race.leave_projector", on_click=set_projector, args=(False,))
+else:
+    st.title("🏁 The race")
+    st.markdown("Freeze, fine-tune or start from scratch? Each lane trains the same architecture on **the same "
+                "data with the same seed**, one after another, so the only difference is the strategy.")
+if preset is not None:
+    if not projector:
+        st.info(f"**Class preset: {preset.title}.** {preset.summary}", icon="🧑‍🏫")
+    st.markdown(f"#### 🤔 {preset.watch_for}")
+    st.markdown(f"**Data:** shapes world, {preset.describe_data()} (seed {data.seed}) · **architecture:** "
+                f"shapesnet · **lanes:** {' · '.join(lane.label for lane in preset.lanes)}")
+    if not projector:
+        st.button("✖️ Pick my own lanes instead", key="race.leave_preset", on_click=leave_preset)
+else:
+    st.markdown(f"**Data:** shapes world, {data.n_per_class} images per class at similarity {data.similarity:g} "
+                f"(seed {data.seed}) · **architecture:** {plan.arch}."
+                + ("" if projector else " Change them on the *Train live* page or in the sidebar."))
 weights_missing = False
-if ARCHS[plan.arch].torchvision:
+if preset is None and ARCHS[plan.arch].torchvision:
     from tl_core.weights import weights_status
 
     status = weights_status(plan.arch)
     weights_missing = not status.available
     if weights_missing:
         st.warning(status.how_to_get(), icon="📦")
-    else:
+    elif not projector:
         st.info(f"{plan.arch} trains slowly on a CPU; shapesnet races in seconds.", icon="🐢")
 
-left, right = st.columns([3, 2], gap="large")
-with left:
-    st.multiselect("Strategies in the race", OPTIONS, key="race.strategies",
-                   persist_state=PERSIST, format_func=figures.lane_label, on_change=_on_lanes)
-with right:
-    st.checkbox(f"Add my plan ({plan.describe()})", key="race.own", persist_state=PERSIST, on_change=_on_lanes)
+if preset is None and not projector:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.multiselect("Strategies in the race", OPTIONS, key="race.strategies",
+                       persist_state=PERSIST, format_func=figures.lane_label, on_change=_on_lanes)
+    with right:
+        st.checkbox(f"Add my plan ({plan.describe()})", key="race.own", persist_state=PERSIST, on_change=_on_lanes)
 keys = _lane_keys()
+if st.session_state.get("race.prediction") not in keys:
+    st.session_state["race.prediction"] = None  # e.g. a preset came or went since the prediction was made
+names = {k: _label(k) for k in keys}  # looked up now: a format_func may be called outside this run
 st.radio("🤔 Before the start: which lane will reach the best validation accuracy?", keys,
-         key="race.prediction", persist_state=PERSIST, format_func=figures.lane_label, horizontal=True)
+         key="race.prediction", persist_state=PERSIST, format_func=names.__getitem__, horizontal=True)
 predicted = st.session_state.get("race.prediction")
 b1, b2, _ = st.columns([2, 1, 3])
 b1.button("▶️ Start the race", key="race.start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
@@ -136,4 +234,4 @@ if st.session_state["race.error"]:
     st.error(st.session_state["race.error"], icon="⚠️")
 live.live_fragment(SLOT, _draw_live)
 if st.session_state["race.result"] is not None and not live.is_active(SLOT):
-    _show_results(st.session_state["race.result"])
+    _show_results(st.session_state["race.result"], projector)

@@ -1,6 +1,7 @@
-"""Shared pytest fixtures: `app` (an AppTest of the whole app in steady navigation mode) with helpers to drive it
-(`go`, `finish_job`, `plotly_charts`), and for real-browser tests `chromium` (launch arguments, or a skip) and
-`serve_app` (a `streamlit run app.py` on a free port)."""
+"""Shared pytest fixtures: `app` (an AppTest of the whole app in steady navigation mode), `new_session` (another
+one, as a second browser tab or a reload) with helpers to drive them (`go`, `finish_job`, `plotly_charts`,
+`train_form`), and for real-browser tests `chromium` (launch arguments, or a skip) and `serve_app` (a
+`streamlit run app.py` on a free port)."""
 
 from __future__ import annotations
 
@@ -38,14 +39,33 @@ class _NavigationPagesManager(PagesManager):
         PagesManager.uses_pages_directory = False
 
 
-@pytest.fixture()
-def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    """The app after its first run (the default page), with a 60 s timeout per run."""
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+def _session(query: dict[str, str] | None = None) -> AppTest:
+    """A new browser session (its URL's query parameters in `query`) after its first run."""
     at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@pytest.fixture()
+def steady_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest runs the app as a warm server does (see _NavigationPagesManager)."""
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+
+
+@pytest.fixture()
+def app(steady_navigation: None) -> AppTest:
+    """The app after its first run (the default page), with a 60 s timeout per run."""
+    return _session()
+
+
+@pytest.fixture()
+def new_session(steady_navigation: None) -> Callable[..., AppTest]:
+    """new_session(query=None): a browser session of the app (a second tab, or a reload with the URL's query
+    parameters as a dict), after its first run."""
+    return _session
 
 
 # ---- driving an AppTest ---------------------------------------------------------------------------------------
@@ -76,6 +96,25 @@ def _plotly_charts(at: AppTest) -> dict[str, dict]:
         fig = json.loads(el.proto.spec)
         out[fig["layout"]["title"]["text"]] = fig
     return out
+
+
+def _train_form(at: AppTest, **values: Any) -> AppTest:
+    """Set Train-page widgets by their key suffix (train.<name>) in the order given, running after each; the
+    image count first, as changing it re-checks the plan."""
+    for name, value in values.items():
+        widget = at.slider(key=f"train.{name}") if name in ("n_per_class", "similarity") else None
+        if widget is None:
+            kind = {"strategy": at.selectbox, "arch": at.selectbox, "bn_policy": at.radio}.get(name, at.number_input)
+            widget = kind(key=f"train.{name}")
+        widget.set_value(value).run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture()
+def train_form() -> Callable[..., AppTest]:
+    """train_form(at, n_per_class=5, epochs=2, ...): set Train-page widgets by name, in order, running after each."""
+    return _train_form
 
 
 @pytest.fixture()

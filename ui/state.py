@@ -1,7 +1,8 @@
 """The app's session state in one place: the namespaced keys, their defaults, and the callbacks that change them.
 
 Keys are namespaced by owner: "plan", "seed" and "data.*" are app-wide; "matrix.*" and "quadrant.*"
-belong to the decision pages. Widgets whose answers must survive a trip to another page are created
+belong to the decision pages; "class.*" holds the classroom controls (the projector view, the class link last
+applied), and "race.preset" the class preset whose lanes the race page runs (tl_core.presets). Widgets whose answers must survive a trip to another page are created
 with `persist_state=PERSIST` (Streamlit otherwise drops a widget's key when its page is not shown).
 
 Pages call `init_state()` too, although app.py already has. Because this app keeps its pages in a folder
@@ -18,6 +19,7 @@ from typing import Any
 import streamlit as st
 
 from tl_core.plan import Plan, make_plan
+from tl_core.presets import URL_PRESET, URL_SEED, URL_VIEW, Preset, get_preset, parse_scenario
 
 PERSIST = "session"  # pass as persist_state= to keep a widget's value across page switches (needs key=)
 
@@ -48,6 +50,11 @@ DEFAULTS: dict[str, Any | Callable[[], Any]] = {
     "quadrant.own_n": 50,  # own problem: labelled images per class
     "quadrant.own_similar": "similar",  # own problem: "similar" or "different"
     "quadrant.arch": "shapesnet",  # architecture, a key of tl_core.archs.ARCHS
+    # classroom (app.py, pages/instructor.py, pages/race.py)
+    "race.preset": None,  # key of the class preset whose lanes the race runs (tl_core.presets), or None
+    "class.projector": False,  # projector view: only the race, large, no sidebar (sidebar toggle; ?view=projector)
+    "class.link": None,  # the (preset, seed, view) query parameters last applied: a link applies once per session
+    "class.link_problems": (),  # why parts of that link were refused, for the learner
 }
 
 
@@ -105,3 +112,75 @@ def set_data(n_per_class: int, similarity: float) -> None:
 def on_seed_change() -> None:
     """Callback of the sidebar seed: copy the new seed into the current plan."""
     st.session_state["plan"] = {**st.session_state["plan"], "seed": int(st.session_state["seed"])}
+
+
+# ---- classroom: presets and links ---------------------------------------------------------------------------
+def apply_preset(key: str, seed: int | None = None) -> Preset:
+    """Put this session on a class preset: its data knobs, its race lanes (and the seed, if given).
+
+    The race page then runs the preset's lanes and asks for a fresh prediction. Call it from a callback or before
+    the sidebar's seed widget is drawn.
+
+    Raises:
+        ValueError: For an unknown preset; nothing is changed then.
+    """
+    preset = get_preset(key)
+    ss = st.session_state
+    if seed is not None:
+        ss["seed"] = int(seed)
+        on_seed_change()
+    set_data(preset.n_per_class, preset.similarity)
+    plain = list(dict.fromkeys(lane.strategy for lane in preset.lanes if lane.plain))
+    if plain:
+        ss["race.strategies"] = plain  # what the race's own lane picker shows if the learner leaves the preset
+    ss["race.own"] = False
+    ss["race.preset"] = preset.key
+    ss["race.prediction"] = None
+    return preset
+
+
+def leave_preset() -> None:
+    """Callback: race the lanes picked on the race page again instead of the class preset's."""
+    st.session_state["race.preset"] = None
+    st.session_state["race.prediction"] = None
+
+
+def _link() -> tuple[str | None, str | None, str | None]:
+    return tuple(st.query_params.get(k) for k in (URL_PRESET, URL_SEED, URL_VIEW))
+
+
+def apply_link() -> tuple[str, ...]:
+    """Apply the URL's class link (?preset=...&seed=...&view=...) once per session and link; call it in app.py
+    before the sidebar is drawn.
+
+    A link is applied again only when its parameters change, so a learner who then changes the seed or the lanes
+    keeps those changes on every rerun. Refused parts (an unknown preset, a bad seed) are reported and change
+    nothing; valid parts are applied.
+
+    Returns:
+        One sentence per refused part of the current link (empty when all was fine or there is no link).
+    """
+    ss = st.session_state
+    raw = _link()
+    if raw == (None, None, None):
+        return ()
+    if raw == ss["class.link"]:
+        return ss["class.link_problems"]
+    scenario = parse_scenario(st.query_params.to_dict())
+    if scenario.preset is not None:
+        apply_preset(scenario.preset.key, scenario.seed)
+    elif scenario.seed is not None:
+        ss["seed"] = scenario.seed
+        on_seed_change()
+    if scenario.projector is not None:
+        ss["class.projector"] = scenario.projector
+    ss["class.link"], ss["class.link_problems"] = raw, scenario.problems
+    return scenario.problems
+
+
+def set_projector(on: bool) -> None:
+    """Callback: turn the projector view on or off (and drop ?view= from the URL, without re-applying the link)."""
+    st.session_state["class.projector"] = on
+    if not on and URL_VIEW in st.query_params:
+        del st.query_params[URL_VIEW]
+        st.session_state["class.link"] = _link()
