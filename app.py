@@ -8,6 +8,7 @@ that preset and seed; `?view=projector` (or the sidebar toggle) shows only the r
 from __future__ import annotations
 
 import streamlit as st
+from streamlit import config as st_config
 
 from tl_core.device import describe_device
 from tl_core.presets import MAX_SEED
@@ -29,6 +30,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Teach", "pages/instructor.py", "Instructor", "🧑‍🏫"),
 ]
 RACE_PAGE = "pages/race.py"  # the only page the projector view shows
+POST_SCRIPT_GC = "runner.postScriptGC"  # Streamlit's option (see below)
 # The projector view: no sidebar or header, the main column full width, large type.
 PROJECTOR_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] {display: none;}
@@ -38,6 +40,13 @@ PROJECTOR_CSS = """<style>
 [data-testid="stHeading"] h1 {font-size: 3.2rem;}
 [data-testid="stHeading"] h2 {font-size: 2.4rem;}
 </style>"""
+
+# Streamlit runs a full gc.collect() after every script run, each live-fragment redraw included. With torch and
+# plotly loaded that holds the interpreter lock for ~0.1 s a time, and two learners' live views starved their own
+# races six-fold (65 s instead of 12 s; bench/classroom.py). Python's generational collector still runs. Only the
+# default is changed: `--runner.postScriptGC true` (or .streamlit/config.toml) turns it back on.
+if st_config.get_where_defined(POST_SCRIPT_GC) == "<default>":
+    st_config.set_option(POST_SCRIPT_GC, False, where_defined="app.py")
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon="🎓", layout="wide")
 init_state()

@@ -7,6 +7,7 @@ shares. AppTests drive the real pages; background runs are tiny.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 
@@ -267,3 +268,30 @@ def test_every_session_shares_the_read_only_assets_and_no_run_changes_them(app: 
         at = AppTest.from_function(show_model_id, default_timeout=60).run()
         ids.add(at.markdown[0].value)
     assert len(ids) == 1
+
+
+# ---- the classroom server --------------------------------------------------------------------------------------
+def test_no_full_garbage_collection_after_every_redraw(app: AppTest):
+    from streamlit import config
+
+    # Set by app.py unless the deployer chose: a gc.collect() per live redraw starved concurrent races.
+    assert config.get_option("runner.postScriptGC") is False
+    assert config.get_where_defined("runner.postScriptGC") == "app.py"
+
+
+def test_the_job_log_records_each_runs_queue_wait_and_execution_time(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from tl_core.jobs import JobManager
+
+    log = tmp_path / "jobs.jsonl"
+    monkeypatch.setenv("TLP_JOB_LOG", str(log))
+    mgr, gate = JobManager(limit=1), threading.Event()
+    first = mgr.submit(lambda ctx: gate.wait(30), owner="a", label="race: first")
+    second = mgr.submit(lambda ctx: None, owner="b", label="train: second")
+    assert second.state == "queued"  # it waits for the first
+    gate.set()
+    assert first.wait(30) and second.wait(30)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["id"], r["label"], r["state"]) for r in lines] == [(first.id, "race: first", "done"),
+                                                                  (second.id, "train: second", "done")]
+    assert lines[1]["wait_s"] == pytest.approx(second.started - second.submitted, abs=1e-3)
+    assert lines[0]["exec_s"] == pytest.approx(first.finished - first.started, abs=1e-3)

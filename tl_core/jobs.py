@@ -10,6 +10,7 @@ which the page redraws from.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 import time
@@ -187,6 +188,7 @@ class JobManager:
                 self._jobs.pop(job.id, None)
             self._dispatch()
             self._lock.notify_all()
+        _log(job)  # before the event, so a waiter finds the line
         job.done_event.set()
 
     def thread_share(self) -> int:
@@ -266,6 +268,21 @@ class JobManager:
                     return False
                 self._lock.wait(left)
             return True
+
+
+_LOG_LOCK = threading.Lock()
+
+
+def _log(job: Job) -> None:
+    """Append one JSON line about a job that ran to the file named by TLP_JOB_LOG, if set (what a class did, for
+    the instructor and the load test): id, state, label, queue wait and execution time in seconds."""
+    path = os.environ.get("TLP_JOB_LOG")
+    if not path or job.started is None or job.finished is None:
+        return
+    line = json.dumps({"id": job.id, "state": job.state, "label": job.label,
+                       "wait_s": round(job.started - job.submitted, 3), "exec_s": round(job.finished - job.started, 3)})
+    with _LOG_LOCK, open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
 
 
 _MANAGER: JobManager | None = None
