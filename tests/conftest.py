@@ -160,28 +160,40 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+class Served(str):
+    """The served app's URL (use it as a str), with its server process for tests that watch the server itself."""
+
+    proc: subprocess.Popen  # the `streamlit run` process
+    log: Path  # its output
+
+    def alive_for(self, seconds: float) -> None:
+        """Wait up to `seconds` on the server process (a poll's pace, without sleeping); fail if it exits."""
+        try:
+            code = self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return
+        pytest.fail(f"streamlit exited with {code}:\n{self.log.read_text()[-3000:]}")
+
+
 @contextlib.contextmanager
-def _serve(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`streamlit run app.py` on a free port (extra environment variables in env); yields its URL."""
+def _serve(log_path: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`streamlit run app.py` on a free port (extra environment variables in env); yields its URL (a Served)."""
     port = _free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
              str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    served = Served(f"http://127.0.0.1:{port}")
+    served.proc, served.log = proc, log_path
     try:
         deadline = time.monotonic() + SERVER_START_S
         while not _port_open(port):
-            try:  # waits up to 0.5 s for the process, which must not have died
-                code = proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                code = None
-            if code is not None:
-                pytest.fail(f"streamlit exited with {code}:\n{log_path.read_text()[-3000:]}")
+            served.alive_for(0.5)  # the process must not have died
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not open port {port} in {SERVER_START_S} s:\n"
                             f"{log_path.read_text()[-3000:]}")
-        yield f"http://127.0.0.1:{port}"
+        yield served
     finally:
         proc.terminate()
         try:
@@ -192,7 +204,7 @@ def _serve(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 @pytest.fixture()
-def serve_app(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[str]]:
-    """serve_app(env=None): a context manager that runs the app in a real streamlit server and yields its URL
-    (the server's output goes to tmp_path/streamlit.log)."""
+def serve_app(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[Served]]:
+    """serve_app(env=None): a context manager that runs the app in a real streamlit server and yields its URL (a
+    str, with `.proc` and `.alive_for(seconds)`; the server's output goes to tmp_path/streamlit.log)."""
     return lambda env=None: _serve(tmp_path / "streamlit.log", env)
