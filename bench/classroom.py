@@ -256,7 +256,7 @@ def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
     job_log = log.with_suffix(".jobs.jsonl")
     out: list[dict] = []
     with _serve(log, {"TLP_JOB_LOG": str(job_log)}) as url, sync_playwright() as pw:
-        pid = _server_pid(log, url)
+        pid = url.proc.pid  # conftest's Served: the URL with its server process
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             warm = browser.new_page()
@@ -288,19 +288,6 @@ def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
                                    "time from the job starting to run to its end",
                            exec_s=[r["exec_s"] for r in races], wait_s=[r["wait_s"] for r in races]))
     return out
-
-
-def _server_pid(log: Path, url: str) -> int:
-    """The pid of the streamlit server listening on the URL's port (the newest python process running streamlit)."""
-    port = url.rsplit(":", 1)[1]
-    for proc in sorted(Path("/proc").iterdir(), key=lambda p: -int(p.name) if p.name.isdigit() else 0):
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"streamlit" in cmd and port.encode() in cmd:
-                return int(proc.name)
-    raise RuntimeError(f"no streamlit process on port {port}; see {log}")
 
 
 def _browsers_race(pw, url: str, n: int) -> list[dict]:  # noqa: ANN001

@@ -176,9 +176,10 @@ plan = current_plan()
 data = _data()
 
 if projector:
-    left, right = st.columns([5, 1], vertical_alignment="center")
+    left, right = st.columns([4, 1], vertical_alignment="center")
     left.title(f"🏁 {preset.title if preset else 'The race'}")
-    right.button("↩️ Leave projector view", key="race.leave_projector", on_click=set_projector, args=(False,))
+    right.button("↩️ Exit projector", key="race.leave_projector", on_click=set_projector, args=(False,),
+                 width="stretch", help="Back to the normal view, with the sidebar.")
 else:
     st.title("🏁 The race")
     st.markdown("Freeze, fine-tune or start from scratch? Each lane trains the same architecture on **the same "

@@ -219,7 +219,9 @@ def parse_scenario(params: Mapping[str, Any]) -> Scenario:
         else:
             problems.append(f"The link asks for view {raw!r}; the app knows 'projector' and 'normal'.")
     if problems:
-        problems.append("Everything else in the link was applied; the refused parts keep their current settings.")
+        problems.append("The rest of the link was applied; the refused parts keep their current settings."
+                        if (preset, seed, projector) != (None, None, None) else
+                        "Nothing from the link was applied; the app keeps its current settings.")
     return Scenario(preset, seed, projector, tuple(problems))
 
 
