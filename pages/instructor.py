@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.jobs import get_manager
+from tl_core.jobs import peek_manager
 from tl_core.presets import MAX_SEED, PRESETS, Preset, app_root, share_url
 from ui.session import GRACE_S
 from ui.state import PERSIST, apply_preset, init_state, set_projector
@@ -34,14 +34,17 @@ def _open(key: str, seed: int, projector: bool) -> None:
 
 def _server() -> None:
     """What this server does now and how it is configured (the environment variables of the README)."""
-    mgr = get_manager()
-    stats = mgr.stats()
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Runs at once (limit)", stats["limit"], help="TLP_MAX_CONCURRENT_JOBS; default: the CPU cores, "
-                                                           "1 on a GPU.")
-    c2.metric("Running now", stats["running"])
-    c3.metric("Waiting in the queue", stats["queued"], help="Served one student at a time, in turn.")
-    c4.metric("CPU threads per run", mgr.thread_share(), help=f"At most {mgr.thread_cap} (TLP_TORCH_THREADS).")
+    mgr = peek_manager()  # not created here: this page does not load torch, so it could not see a GPU
+    if mgr is None:
+        st.caption("No run has started on this server yet; the job manager starts with the first run.")
+    else:
+        stats = mgr.stats()
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Runs at once (limit)", stats["limit"], help="TLP_MAX_CONCURRENT_JOBS; default: the CPU cores, "
+                                                               "1 on a GPU.")
+        c2.metric("Running now", stats["running"])
+        c3.metric("Waiting in the queue", stats["queued"], help="Served one student at a time, in turn.")
+        c4.metric("CPU threads per run", mgr.thread_share(), help=f"At most {mgr.thread_cap} (TLP_TORCH_THREADS).")
     st.caption(f"A student who closes the tab loses their runs and uploads after {GRACE_S:g} s "
                f"(TLP_SESSION_GRACE_S). A reload within that time picks a run up again.")
 

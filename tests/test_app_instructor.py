@@ -12,6 +12,7 @@ import pytest
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 
+from tl_core import jobs
 from tl_core.jobs import get_manager
 from tl_core.presets import PRESETS, share_url
 
@@ -46,6 +47,8 @@ def test_the_instructor_page_lists_every_preset_with_its_link(app: AppTest, go: 
     for p in PRESETS.values():
         assert share_url(ROOT, p.key, 0) in links and share_url(ROOT, p.key, 0, projector=True) in links
     assert any(p.watch_for in m.value for p in PRESETS.values() for m in app.markdown)
+    get_manager()  # a run has created it
+    app.run()
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Runs at once (limit)"] == str(get_manager().limit)
     app.number_input(key="instructor.seed").set_value(7).run()
@@ -68,6 +71,14 @@ def test_open_it_here_puts_this_session_on_the_preset_and_leaving_it_gives_the_l
     assert app.session_state["race.preset"] is None
     assert app.multiselect(key="race.strategies").value == ["feature_extract", "finetune_top", "finetune_all",
                                                             "scratch"]
+
+
+def test_the_instructor_page_does_not_create_the_job_manager(app: AppTest, go: Callable,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(jobs, "_MANAGER", None)  # a fresh server: no run yet
+    go(app, INSTRUCTOR)
+    assert jobs.peek_manager() is None  # created by the first run (after torch is loaded, so a GPU is seen)
+    assert any("No run has started on this server yet" in c.value for c in app.caption)
 
 
 # ---- class links -------------------------------------------------------------------------------------------------

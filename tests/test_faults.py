@@ -87,6 +87,7 @@ def test_a_reload_while_queued_shows_the_queue_position(app: AppTest, go: Callab
     go(reloaded, RACE)
     assert reloaded.session_state["race.job"] == app.session_state["race.job"]
     assert any("Queued: Your run starts next" in i.value for i in reloaded.info)
+    assert not reloaded.get("plotly_chart")  # while queued, the live view draws only the position
     reloaded.button(key="race.stop").click().run()  # a queued race stopped from the reloaded tab
     assert get_manager().get(reloaded.session_state["race.job"]).state == "cancelled"
 

@@ -289,6 +289,13 @@ _MANAGER: JobManager | None = None
 _MANAGER_LOCK = threading.Lock()
 
 
+def peek_manager() -> JobManager | None:
+    """The process-wide manager if some run has created it, else None (for pages that only report on it: creating it
+    before torch is imported would miss a GPU and size the limit by the CPU cores)."""
+    with _MANAGER_LOCK:
+        return _MANAGER
+
+
 def get_manager() -> JobManager:
     """The process-wide manager, created on first use."""
     global _MANAGER
