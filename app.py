@@ -68,7 +68,7 @@ with st.sidebar:
     st.toggle("📽️ Projector view", key="class.projector", persist_state=PERSIST,
               help="Only the race, in large type, without this sidebar: for the classroom projector. The race page "
                    "has a button to leave it.")
-if projector and page.url_path != "race":  # after the sidebar's widgets, so that they keep their values
+if projector and page.url_path != "race":  # the projector shows the race only
     st.switch_page(RACE_PAGE, query_params=st.query_params.to_dict())
 if projector:
     st.html(PROJECTOR_CSS)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,7 +81,7 @@ class Student:
     lock_wait_ms: list[float] = field(default_factory=list)  # time each of them waited for its turn
 
 
-def _step(st: Student, fn) -> AppTest:  # noqa: ANN001
+def _step(st: Student, fn: Callable[[], AppTest]) -> AppTest:
     """Run an AppTest action under the lock, timing it; raise if the page raised."""
     t = time.perf_counter()
     with _LOCK:
@@ -290,7 +291,7 @@ def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
     return out
 
 
-def _browsers_race(pw, url: str, n: int) -> list[dict]:  # noqa: ANN001
+def _browsers_race(pw: Any, url: str, n: int) -> list[dict]:
     """n separate Chromium browsers open the class link to the race, predict, and start at the same moment."""
     from playwright.sync_api import expect
 

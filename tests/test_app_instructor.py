@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from streamlit.delta_generator import DeltaGenerator
@@ -30,7 +31,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     seen: dict[str, str] = {}
     original = DeltaGenerator.download_button
 
-    def spy(self: DeltaGenerator, label: str, data, *args, **kwargs):  # noqa: ANN001
+    def spy(self: DeltaGenerator, label: str, data: Any, *args: Any, **kwargs: Any) -> Any:
         seen[kwargs.get("key")] = data() if callable(data) else data
         return original(self, label, data, *args, **kwargs)
 
