@@ -8,10 +8,10 @@ that preset and seed; `?view=projector` (or the sidebar toggle) shows only the r
 from __future__ import annotations
 
 import streamlit as st
-from streamlit import config as st_config
 
 from tl_core.device import describe_device
 from tl_core.presets import MAX_SEED
+from ui.render import projector_style
 from ui.state import PERSIST, apply_link, current_plan, init_state, on_seed_change
 
 # (section, page file, title, icon). Emoji icons only: ":material/...:" icons fetch web fonts, and the
@@ -30,23 +30,6 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Teach", "pages/instructor.py", "Instructor", "🧑‍🏫"),
 ]
 RACE_PAGE = "pages/race.py"  # the only page the projector view shows
-POST_SCRIPT_GC = "runner.postScriptGC"  # Streamlit's option (see below)
-# The projector view: no sidebar or header, the main column full width, large type.
-PROJECTOR_CSS = """<style>
-[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] {display: none;}
-[data-testid="stMainBlockContainer"] {max-width: 100%; padding: 1rem 2rem;}
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li, [data-testid="stCaptionContainer"],
-[data-testid="stWidgetLabel"] p, [data-testid="stAlert"] p, [data-testid="stProgress"] p {font-size: 1.6rem;}
-[data-testid="stHeading"] h1 {font-size: 3.2rem;}
-[data-testid="stHeading"] h2 {font-size: 2.4rem;}
-</style>"""
-
-# Streamlit runs a full gc.collect() after every script run, each live-fragment redraw included. With torch and
-# plotly loaded that holds the interpreter lock for ~0.1 s a time, and two learners' live views starved their own
-# races six-fold (65 s instead of 12 s; bench/classroom.py). Python's generational collector still runs. Only the
-# default is changed: `--runner.postScriptGC true` (or .streamlit/config.toml) turns it back on.
-if st_config.get_where_defined(POST_SCRIPT_GC) == "<default>":
-    st_config.set_option(POST_SCRIPT_GC, False, where_defined="app.py")
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon="🎓", layout="wide")
 init_state()
@@ -71,7 +54,7 @@ with st.sidebar:
 if projector and page.url_path != "race":  # the projector shows the race only
     st.switch_page(RACE_PAGE, query_params=st.query_params.to_dict())
 if projector:
-    st.html(PROJECTOR_CSS)
+    projector_style()
 for problem in link_problems:
     st.warning(problem, icon="🔗")
 

@@ -24,7 +24,6 @@ from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
 SLOT = "train"
 P = "train."  # widget key prefix
 N_RANGE = (5, 1000)  # images per class
-MIN_BATCH = 2  # the smallest batch that trains (the trainer drops one-image batches)
 BN_TEXT = {"eval": "Keep: frozen BatchNorm keeps the source statistics",
            "train": "Re-estimate: frozen BatchNorm re-estimates them on the target data"}
 
@@ -48,11 +47,7 @@ def _data() -> tuple[int, float, int]:
 def _form_plan() -> Plan:
     """The form's plan, valid for the current data (raises ValueError saying what to change)."""
     n, sim, seed = _data()
-    plan = planform.checked_plan(_values(), seed=seed, n_per_class=n, similarity=sim)
-    if plan.batch_size < MIN_BATCH:  # the trainer skips one-image batches (they break BatchNorm): 0 steps
-        raise ValueError(f"A batch of one image cannot train the BatchNorm layers, so the run would take no "
-                         f"steps at all. Use a batch size of at least {MIN_BATCH}.")
-    return plan
+    return planform.checked_plan(_values(), seed=seed, n_per_class=n, similarity=sim)
 
 
 def _kw(field: str, on_change: Callable[[], None] | None = None) -> dict:
@@ -215,7 +210,7 @@ c2.number_input("Epochs", step=1, **_kw("epochs"),
                 help=f"Passes over the training data, 1 to {MAX_EPOCHS} (raised automatically to reach the minimum "
                      f"number of steps).")
 c3.number_input("Batch size", step=1, **_kw("batch_size"),
-                help=f"Images per optimiser step: at least {MIN_BATCH}, at most the number of training images "
+                help=f"Images per optimiser step: at least 2, at most the number of training images "
                      f"(and {MAX_BATCH}).")
 c1, c2 = st.columns(2, gap="medium")
 c1.radio("BatchNorm in frozen groups", list(BN_POLICIES), format_func=BN_TEXT.get, **_kw("bn_policy"),

@@ -156,8 +156,8 @@ def test_a_diverging_lane_says_why_and_the_race_goes_on(app: AppTest, go: Callab
 @pytest.mark.parametrize("field,value,message", [
     ("epochs", 0, "Epochs must be a whole number from 1 to 500; got 0."),
     ("epochs", 10**6, "Epochs must be a whole number from 1 to 500"),
-    ("batch_size", 10**6, "Batch size must be a whole number from 1 to 4096; got 1000000."),
-    ("batch_size", 1, "A batch of one image cannot train the BatchNorm layers"),
+    ("batch_size", 10**6, "Batch size must be a whole number from 2 to 4096"),
+    ("batch_size", 1, "BatchNorm needs two images to normalise over"),
     ("batch_size", 500, "Batch size 500 is larger than the 20 training images"),
 ])
 def test_impossible_epochs_and_batch_sizes_are_refused_and_nothing_is_lost(app: AppTest, go: Callable,
@@ -272,12 +272,16 @@ def test_every_session_shares_the_read_only_assets_and_no_run_changes_them(app: 
 
 
 # ---- the classroom server --------------------------------------------------------------------------------------
-def test_no_full_garbage_collection_after_every_redraw(app: AppTest):
+def test_no_full_garbage_collection_after_every_redraw():
+    import tomllib
+    from pathlib import Path
+
     from streamlit import config
 
-    # Set by app.py unless the deployer chose: a gc.collect() per live redraw starved concurrent races.
-    assert config.get_option("runner.postScriptGC") is False
-    assert config.get_where_defined("runner.postScriptGC") == "app.py"
+    # A gc.collect() after every live redraw starved concurrent races: the server's config turns it off.
+    settings = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert settings["runner"]["postScriptGC"] is False
+    assert config.get_option("runner.postScriptGC") in (True, False)  # a real Streamlit option, not a typo
 
 
 def test_the_job_log_records_each_runs_queue_wait_and_execution_time(tmp_path, monkeypatch: pytest.MonkeyPatch):

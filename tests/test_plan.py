@@ -48,6 +48,7 @@ def test_discriminative_lrs_decay_towards_the_input():
     (lambda: make_plan("finetune_all", lr=math.nan), "positive number"),
     (lambda: make_plan("finetune_all", epochs=0), "Epochs must be a whole number from 1"),
     (lambda: make_plan("finetune_all", batch_size=0), "Batch size must be"),
+    (lambda: make_plan("finetune_all", batch_size=1), "BatchNorm needs two images"),
     (lambda: make_plan("finetune_all", batch_size=10**6), "Batch size must be"),
     (lambda: make_plan("early_classifier", cut_after="head"), "Cannot cut shapesnet after 'head'"),
     (lambda: make_plan("scratch", bn_policy="sometimes"), "bn_policy"),

@@ -177,8 +177,9 @@ class Plan:
             raise ValueError(f"device must be one of {DEVICES}; got {self.device!r}.")
         if not (isinstance(self.epochs, int) and 1 <= self.epochs <= MAX_EPOCHS):
             raise ValueError(f"Epochs must be a whole number from 1 to {MAX_EPOCHS}; got {self.epochs!r}.")
-        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH):
-            raise ValueError(f"Batch size must be a whole number from 1 to {MAX_BATCH}; got {self.batch_size!r}.")
+        if not (isinstance(self.batch_size, int) and 2 <= self.batch_size <= MAX_BATCH):
+            raise ValueError(f"Batch size must be a whole number from 2 to {MAX_BATCH} (BatchNorm needs two images "
+                             f"to normalise over); got {self.batch_size!r}.")
         if not (isinstance(self.min_steps, int) and 0 <= self.min_steps <= 100_000):
             raise ValueError(f"min_steps must be from 0 to 100000; got {self.min_steps!r}.")
         if not (isinstance(self.unfreeze_every, int) and self.unfreeze_every >= 0):
@@ -196,8 +197,8 @@ class Plan:
         self.validate()
         if n_classes < 2:
             raise ValueError(f"Training needs at least two classes; the data has {n_classes}. Add another class.")
-        if n_train < 1:
-            raise ValueError("There are no training images. Add some images first.")
+        if n_train < 2:
+            raise ValueError(f"Training needs at least two training images; there are {n_train}. Add more images.")
         if self.batch_size > n_train:
             raise ValueError(f"Batch size {self.batch_size} is larger than the {n_train} training images; "
                              f"use at most {n_train}.")

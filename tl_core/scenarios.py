@@ -46,5 +46,5 @@ def make_data(spec: DataSpec) -> tuple[TensorData, TensorData]:
 
 
 def fit_batch_size(batch_size: int, n_train: int) -> int:
-    """The largest batch not above `batch_size` that the data can fill (at least 2 images when possible)."""
-    return max(1, min(batch_size, n_train))
+    """The largest batch not above `batch_size` that the data can fill (never below 2: BatchNorm needs two)."""
+    return max(2, min(batch_size, n_train))

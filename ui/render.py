@@ -20,6 +20,22 @@ FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=15, col
 ROLE_PATTERNS = {"frozen": "/", "cut off": "x"}  # roles also drawn with a pattern, not by colour alone
 
 
+# The projector view: no sidebar or header, the main column full width, large type.
+PROJECTOR_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] {display: none;}
+[data-testid="stMainBlockContainer"] {max-width: 100%; padding: 1rem 2rem;}
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li, [data-testid="stCaptionContainer"],
+[data-testid="stWidgetLabel"] p, [data-testid="stAlert"] p, [data-testid="stProgress"] p {font-size: 1.6rem;}
+[data-testid="stHeading"] h1 {font-size: 3.2rem;}
+[data-testid="stHeading"] h2 {font-size: 2.4rem;}
+</style>"""
+
+
+def projector_style() -> None:
+    """Restyle the page for the classroom projector (see PROJECTOR_CSS)."""
+    st.html(PROJECTOR_CSS)
+
+
 def chart(fig: go.Figure, takeaway: str, *, key: str | None = None) -> None:
     """Render a plotly figure full-width with its one-line takeaway as a caption below.
 
