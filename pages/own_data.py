@@ -18,6 +18,7 @@ from torch import nn
 
 from tl_core import figures, owntrain
 from tl_core.archs import ARCHS, get_spec
+from tl_core.jobs import get_manager
 from tl_core.device import select_device
 from tl_core.owndata import OwnDataset, load_class_uploads, load_zip
 from tl_core.plan import STRATEGIES, Plan
@@ -276,16 +277,28 @@ def _estimate_key(plan: Plan, sizes: tuple[int, int], size: int) -> str:
 
 
 def _measure(plan: Plan, sizes: tuple[int, int], n_classes: int, size: int) -> None:
-    """Callback of "Measure": time a few steps of this plan here and keep the estimate for it."""
-    from tl_core.estimate import estimate_run
-
+    """Callback of "Measure": time a few steps of this plan in a background job (under the job limits)."""
     ss[P + "confirm"] = False
-    try:
-        est = estimate_run(plan, sizes[0], sizes[1], n_classes, size, base=_base(plan))
-    except (ValueError, RuntimeError) as e:  # e.g. out of memory: say so instead of failing the page
-        ss[P + "estimate"] = (_estimate_key(plan, sizes, size), f"The measurement failed: {e}")
+    job = get_manager().submit(owntrain.estimate_job(plan, sizes, n_classes, size, base=_base(plan)),
+                               owner=session_id(), label="measuring the expected time")
+    ss[P + "estimate_job"] = (_estimate_key(plan, sizes, size), job.id)
+
+
+def _collect_estimate() -> None:
+    """Wait briefly for a measuring job and keep its estimate (or why it failed) for the plan it measured."""
+    pending = ss.get(P + "estimate_job")
+    job = get_manager().get(pending[1]) if pending else None
+    if job is None:
         return
-    ss[P + "estimate"] = (_estimate_key(plan, sizes, size), est)
+    if job.active:
+        with st.spinner("Measuring a few training steps on this machine…"):
+            job.wait(60)
+    if job.active:
+        st.info(f"Still measuring ({get_manager().position(job)} runs ahead); the estimate appears when it is done.")
+        return
+    ss[P + "estimate_job"] = None
+    outcome = job.result if job.state == "done" else f"The measurement did not finish ({job.error or job.state})."
+    ss[P + "estimate"] = (pending[0], outcome)
 
 
 def _start(plan: Plan, ds: OwnDataset) -> None:
@@ -408,6 +421,7 @@ if plan is not None and weights_missing is None and owntrain.needs_estimate(plan
             f"step, on the CPU. Measure how long that takes here before you start.", icon="🐢")
     st.button("⏱️ Measure the expected time", key=P + "measure", on_click=_measure,
               args=(plan, sizes, len(ds.classes), ds.size))
+    _collect_estimate()
     got = ss.get(P + "estimate")
     if got is not None and got[0] == key and isinstance(got[1], str):
         st.error(got[1], icon="⚠️")

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import nn
 
-from tl_core import palette
+from tl_core import estimate, palette
 from tl_core.archs import get_spec
 from tl_core.figures import FONT, Chart
 from tl_core.jobs import JobContext
@@ -264,5 +264,21 @@ def own_train_job(plan: Plan, ds: OwnDataset, val_fraction: float = DEFAULT_VAL_
         run_plan = replace(plan, batch_size=min(plan.batch_size, len(tr)))
         result = train(run_plan, tr, va, base=base, on_record=ctx.emit, cancel=ctx.cancel)
         return OwnOutcome(result, va.x.numpy(), tuple(ds.classes), len(tr), len(va))
+
+    return fn
+
+
+def estimate_job(plan: Plan, sizes: tuple[int, int], n_classes: int, image_size: int,
+                 base: nn.Module | None = None) -> Callable[[JobContext], estimate.Estimate | str]:
+    """A job that measures how long the plan will take here (a few steps), so it runs under the job limits too.
+
+    Returns:
+        fn(ctx) for JobManager.submit; its result is the Estimate, or a sentence saying why measuring failed.
+    """
+    def fn(ctx: JobContext) -> estimate.Estimate | str:
+        try:
+            return estimate.estimate_run(plan, sizes[0], sizes[1], n_classes, image_size, base=base)
+        except (ValueError, RuntimeError) as e:  # e.g. out of memory: say so instead of failing the page
+            return f"The measurement failed: {e}"
 
     return fn
