@@ -18,7 +18,6 @@ from torch import nn
 
 from tl_core import figures, owntrain
 from tl_core.archs import ARCHS, get_spec
-from tl_core.jobs import get_manager
 from tl_core.device import select_device
 from tl_core.owndata import OwnDataset, load_class_uploads, load_zip
 from tl_core.plan import STRATEGIES, Plan
@@ -279,26 +278,18 @@ def _estimate_key(plan: Plan, sizes: tuple[int, int], size: int) -> str:
 def _measure(plan: Plan, sizes: tuple[int, int], n_classes: int, size: int) -> None:
     """Callback of "Measure": time a few steps of this plan in a background job (under the job limits)."""
     ss[P + "confirm"] = False
-    job = get_manager().submit(owntrain.estimate_job(plan, sizes, n_classes, size, base=_base(plan)),
-                               owner=session_id(), label="measuring the expected time")
-    ss[P + "estimate_job"] = (_estimate_key(plan, sizes, size), job.id)
+    live.quick_job(P + "estimate", owntrain.estimate_job(plan, sizes, n_classes, size, base=_base(plan)),
+                   label="measuring the expected time", tag=_estimate_key(plan, sizes, size))
 
 
-def _collect_estimate() -> None:
-    """Wait briefly for a measuring job and keep its estimate (or why it failed) for the plan it measured."""
-    pending = ss.get(P + "estimate_job")
-    job = get_manager().get(pending[1]) if pending else None
-    if job is None:
-        return
-    if job.active:
-        with st.spinner("Measuring a few training steps on this machine…"):
-            job.wait(60)
-    if job.active:
-        st.info(f"Still measuring ({get_manager().position(job)} runs ahead); the estimate appears when it is done.")
-        return
-    ss[P + "estimate_job"] = None
-    outcome = job.result if job.state == "done" else f"The measurement did not finish ({job.error or job.state})."
-    ss[P + "estimate"] = (pending[0], outcome)
+def _measure_similarity(ds: OwnDataset) -> None:
+    """Callback of "Measure similarity": your images against the source data, through the source model."""
+    live.quick_job(P + "similarity", owntrain.similarity_job(ds, int(ss["seed"])),
+                   label="measuring similarity to the source", tag=_data_key(ds))
+
+
+def _data_key(ds: OwnDataset) -> str:
+    return hashlib.sha256(ds.images.tobytes()[:1 << 20] + repr(ds.report.counts).encode()).hexdigest()
 
 
 def _start(plan: Plan, ds: OwnDataset) -> None:
@@ -346,6 +337,32 @@ def _show_results(outcome: owntrain.OwnOutcome) -> None:
                            help="A plain state dict. For an ImageNet architecture, the explorer page can load it.")
 
 
+def _use_strategy(strategy: str) -> None:
+    """Callback: train with the strategy the quadrant recommends."""
+    ss[P + "strategy"] = strategy
+    ss[P + "confirm"] = False
+
+
+def _placement(ds: OwnDataset) -> None:
+    """Measure how similar the images look to the source data and place them on the quadrant."""
+    st.subheader("Where your data sits on the quadrant")
+    st.caption("The source model compares the features of your images with those of its own training images; the "
+               "scale is calibrated on the shapes world, where the true shift is known. Size is your smallest class.")
+    st.button("📏 Measure how similar your images are to the source data", key=P + "measure_similarity",
+              on_click=_measure_similarity, args=(ds,))
+    got = live.collect_quick(P + "similarity", "Comparing your images with the source data…")
+    if got is None or got[0] != _data_key(ds):
+        return
+    if isinstance(got[1], str):
+        st.error(got[1], icon="⚠️")
+        return
+    report, placement = got[1]
+    st.markdown(f"**Measured similarity: {report.similarity:.2f}** ({report.verdict}). {report.explanation}")
+    st.success(f"**{placement.label}.** {placement.explanation}", icon="🧭")
+    st.button(f"Use '{STRATEGIES[placement.strategy].label}'", key=P + "use_placement", on_click=_use_strategy,
+              args=(placement.strategy,))
+
+
 # ---- the page -------------------------------------------------------------------------------------------------------
 init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
 live.setup(SLOT)
@@ -378,6 +395,8 @@ elif isinstance(ds, str):
     st.error(ds, icon="🚫")
 else:
     _report(ds)
+    if ds.report.ok:
+        _placement(ds)
 
 st.header("3 · Train")
 archs = [SHAPES_ARCH, *torchvision_archs()]
@@ -421,8 +440,7 @@ if plan is not None and weights_missing is None and owntrain.needs_estimate(plan
             f"step, on the CPU. Measure how long that takes here before you start.", icon="🐢")
     st.button("⏱️ Measure the expected time", key=P + "measure", on_click=_measure,
               args=(plan, sizes, len(ds.classes), ds.size))
-    _collect_estimate()
-    got = ss.get(P + "estimate")
+    got = live.collect_quick(P + "estimate", "Measuring a few training steps on this machine…")
     if got is not None and got[0] == key and isinstance(got[1], str):
         st.error(got[1], icon="⚠️")
         needs_ok = True

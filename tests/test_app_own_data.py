@@ -396,3 +396,35 @@ def test_explorer_camera_snapshot_and_a_broken_upload(app: AppTest) -> None:
     assert not app.exception
     assert any("not an image PIL can read" in e.value for e in app.error)
     assert not app.get("plotly_chart")  # nothing is classified
+
+
+def test_measured_similarity_places_the_upload_on_the_quadrant(app: AppTest) -> None:
+    _go(app, OWN)
+    _upload_zip(app, "shapes.zip", good_zip(n=12))
+    app.button(key="own.measure_similarity").click().run()  # runs as a job; the page waits for it
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    placed = [s.value for s in app.success if "The quadrant says" in s.value or "quadrant says" in s.value]
+    assert placed and "12 labelled images per class is little data" in placed[0]
+    got = app.session_state["own.similarity"][1]
+    report, placement = got
+    assert 0.0 <= report.similarity <= 1.0 and placement.size == "little"
+    app.button(key="own.use_placement").click().run()
+    assert app.session_state["own.strategy"] == placement.strategy
+
+
+def test_a_measurement_waits_for_the_learners_running_job(app: AppTest) -> None:
+    import threading
+
+    from tl_core.jobs import get_manager
+    from ui.session import _FALLBACK_KEY
+
+    _go(app, OWN)
+    _upload_zip(app, "shapes.zip", good_zip())
+    gate = threading.Event()
+    owner = app.session_state[_FALLBACK_KEY]  # this AppTest session's id: the owner of its jobs
+    running = get_manager().submit(lambda ctx: gate.wait(10), owner=owner, label="own: a long run")
+    app.button(key="own.measure_similarity").click().run()
+    assert app.session_state["own.similarity"][1].startswith("Wait for your run (own: a long run)")
+    assert not app.exception
+    gate.set()
+    assert running.wait(10)

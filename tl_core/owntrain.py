@@ -282,3 +282,23 @@ def estimate_job(plan: Plan, sizes: tuple[int, int], n_classes: int, image_size:
             return f"The measurement failed: {e}"
 
     return fn
+
+
+def similarity_job(ds: OwnDataset, seed: int = 0) -> Callable[[JobContext], tuple | str]:
+    """A job that measures how similar the learner's images look to the source data, and places them on the
+    size-versus-similarity quadrant (size: the smallest class).
+
+    Returns:
+        fn(ctx) for JobManager.submit; its result is (SimilarityReport, Placement), or a sentence saying why not.
+    """
+    def fn(ctx: JobContext) -> tuple | str:
+        from tl_core import shapes
+        from tl_core.experiments.similarity import measure_similarity, place_on_quadrant
+
+        try:
+            report = measure_similarity(shapes.make_source(50, seed, "val").images, ds.images, seed=seed)
+        except ValueError as e:
+            return f"Could not measure: {e}"
+        return report, place_on_quadrant(report, min(ds.report.counts.values()))
+
+    return fn

@@ -159,6 +159,40 @@ def start(slot: str, fn: Callable[[JobContext], Any], label: str) -> Job | None:
     return job
 
 
+def quick_job(key: str, fn: Callable[[JobContext], Any], label: str, tag: str) -> None:
+    """Submit a short side job (a measurement) under the job limits; `collect_quick` picks its result up.
+
+    Use from an on_click callback. `tag` names what was measured (e.g. the plan), so a result is only shown
+    for the input it belongs to. While this session has a run going, nothing is queued and the outcome says why.
+    """
+    job = get_manager().submit(fn, owner=owner(), label=label)
+    if job.label != label:  # the session's active run came back: one thing at a time
+        st.session_state[key] = (tag, f"Wait for your run ({job.label}) to finish, then measure.")
+        return
+    st.session_state[key + ".pending"] = (tag, job.id)
+
+
+def collect_quick(key: str, spinner: str, wait_s: float = 60.0) -> tuple[str, Any] | None:
+    """(tag, result) of the side job started with `quick_job(key, ...)`, waiting up to wait_s for it.
+
+    The result is the job's return value, or a sentence saying why there is none. Returns None while the job is
+    still queued or running after the wait (the queue position is shown), or when nothing was measured.
+    """
+    pending = st.session_state.get(key + ".pending")
+    job = get_manager().get(pending[1]) if pending else None
+    if job is not None:
+        if job.active:
+            with st.spinner(spinner):
+                job.wait(wait_s)
+        if job.active:
+            st.info(f"⏳ Still waiting: {figures.queue_message(get_manager().position(job))}")
+            return None
+        st.session_state[key + ".pending"] = None
+        outcome = job.result if job.state == DONE else f"It did not finish ({job.error or job.state})."
+        st.session_state[key] = (pending[0], outcome)
+    return st.session_state.get(key)
+
+
 def stop(slot: str) -> None:
     """Ask the slot's job to stop (use from an on_click callback). Safe twice, and with no job at all."""
     get_manager().cancel(st.session_state.get(f"{slot}.job"))
