@@ -17,8 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from tl_core.decisions import LOTS_PER_CLASS, SIMILAR_AT
-from tl_core import shapes
-from tl_core.experiments import Cancelled, Reporter, charts
+from tl_core.experiments import Cancelled, charts
 from tl_core.experiments.lab import (DEFAULT_SIMILARITIES, DEFAULT_SIZES, LAB_STRATEGIES, SIMILARITY_CHOICES,
                                      SIZE_CHOICES, LabConfig, LabResult, LaneDone, cached_sweep, heatmap)
 from tl_core.figures import lane_label
@@ -117,21 +116,8 @@ def _start_similarity() -> None:
     seed = int(st.session_state["seed"])
     sim, n = float(st.session_state[f"{SLOT}.sim_target"]), int(st.session_state[f"{SLOT}.sim_n"])
 
-    def work(ctx: JobContext, _: dict[str, Any]) -> dict[str, Any]:
-        rep = Reporter(ctx.emit, ctx.cancel)
-        rep.progress(0.05, "Drawing the two image sets…")
-        spec = shapes.target_spec(sim)
-        source = shapes.make_source(50, seed, "val").images
-        target = shapes.generate(spec, max(10, 300 // len(spec.classes)), seed, "test").images
-        rep.progress(0.15, "Measuring their similarity through the source model…")
-        report = similarity.measure_similarity(source, target, seed=seed)
-        rep.stage(0.4, 1.0)
-        check = similarity.check_calibration(seed=seed + 1, cancel=ctx.cancel,
-                                             on_record=lambda r: rep.progress(r.fraction, r.message))
-        return {"true": sim, "world": spec.describe(), "n": n, "report": report,
-                "placement": similarity.place_on_quadrant(report, n), "check": check}
-
-    _launch("similarity", work, "similarity")
+    _launch("similarity", lambda ctx, _: similarity.shapes_target_check(sim, n, seed, on_record=ctx.emit,
+                                                                         cancel=ctx.cancel), "similarity")
 
 
 def _draw_live(job, records: list) -> None:

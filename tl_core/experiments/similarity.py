@@ -352,3 +352,27 @@ def check_calibration(similarities: Sequence[float] = (1.0, 0.75, 0.5, 0.25, 0.0
     rep.progress(1.0, "Done.")
     out.wall_s = time.perf_counter() - t0
     return out
+
+
+def shapes_target_check(similarity: float, n_per_class: int, seed: int = 0, *, on_record: OnRecord | None = None,
+                        cancel: threading.Event | None = None) -> dict:
+    """The quadrant lab's measurement: a shapes-world target of known similarity against the source data, its
+    placement on the quadrant for n_per_class images, and the calibration check on fresh seeds.
+
+    Returns:
+        {"true", "world", "n", "report", "placement", "check"}.
+    """
+    from tl_core import shapes
+    from tl_core.experiments import Reporter
+
+    rep = Reporter(on_record, cancel)
+    rep.progress(0.05, "Drawing the two image sets…")
+    spec = shapes.target_spec(similarity)
+    source = shapes.make_source(50, seed, "val").images
+    target = shapes.generate(spec, max(10, 300 // len(spec.classes)), seed, "test").images
+    rep.progress(0.15, "Measuring their similarity through the source model…")
+    report = measure_similarity(source, target, seed=seed)
+    rep.stage(0.4, 1.0)
+    check = check_calibration(seed=seed + 1, cancel=cancel, on_record=lambda r: rep.progress(r.fraction, r.message))
+    return {"true": similarity, "world": spec.describe(), "n": n_per_class, "report": report,
+            "placement": place_on_quadrant(report, n_per_class), "check": check}
