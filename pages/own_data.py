@@ -16,7 +16,7 @@ import json
 import streamlit as st
 from torch import nn
 
-from tl_core import figures, owntrain
+from tl_core import owntrain
 from tl_core.archs import ARCHS, get_spec
 from tl_core.device import select_device
 from tl_core.owndata import OwnDataset, load_class_uploads, load_zip
@@ -302,34 +302,10 @@ def _show_results(outcome: owntrain.OwnOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
     st.header("📊 Results")
-    acc = res.final_val_acc
     summary = (f"{plan.describe()} · {outcome.n_train} training and {outcome.n_val} validation images · "
                f"{res.wall_s:.1f} s")
-    if res.status == "finished":
-        st.success(f"✅ {res.reason} Validation accuracy **{100 * acc:.0f}%** (chance: "
-                   f"{100 / len(outcome.classes):.0f}%). {summary}.")
-    elif res.status == "cancelled":
-        st.warning(f"⏹️ {res.reason} {summary}.")
-    else:
-        st.error(f"💥 {res.reason}")
-    h = figures.History.from_result(res)
-    for name, c in figures.live_charts(h, len(outcome.classes)).items():
-        chart(c.fig, c.takeaway, key=f"{P}res.{name}")
-    if res.evaluation is not None:
-        left, right = st.columns(2, gap="large")
-        with left:
-            c = figures.confusion_chart(res.evaluation)
-            chart(c.fig, c.takeaway, key=P + "confusion")
-        with right:
-            c = figures.per_class_chart(res.evaluation)
-            chart(c.fig, c.takeaway, key=P + "per_class")
-        side = outcome.val_images.shape[-1]
-        examples = figures.misclassified(res.evaluation, outcome.val_images, k=8, scale=max(1, 96 // side))
-        st.subheader("🔍 Misclassified validation images (worst first)")
-        if examples:
-            st.image([e.image for e in examples], caption=[e.caption for e in examples], width=110)
-        else:
-            st.caption("No validation image was misclassified.")
+    live.show_result(res, P + "res.", summary, len(outcome.classes), val_images=outcome.val_images,
+                     scale=max(1, 96 // outcome.val_images.shape[-1]))
     if res.state_dict is not None:
         st.download_button("💾 Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
                            file_name=f"{plan.arch}_{plan.strategy}_{len(outcome.classes)}classes.pt",

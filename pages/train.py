@@ -113,35 +113,10 @@ def _show_results(outcome: TrainOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
     st.header("📊 Results")
-    acc = res.final_val_acc
     summary = (f"{plan.describe()} · {res.wall_s:.1f} s · {res.trainable_params:,} of {res.total_params:,} "
                f"parameters trained")
-    if res.status == "finished":
-        st.success(f"✅ {res.reason} Validation accuracy **{100 * acc:.0f}%**. {summary}.")
-    elif res.status == "cancelled":
-        st.warning(f"⏹️ {res.reason} {summary}.")
-    else:
-        st.error(f"💥 {res.reason}")
-    h = figures.History.from_result(res)
-    live.show_notices(h.events)
     n_classes = len(res.evaluation.classes) if res.evaluation else None
-    for name, c in figures.live_charts(h, n_classes).items():
-        chart(c.fig, c.takeaway, key=f"train.{name}")
-    if res.evaluation is not None:
-        left, right = st.columns(2, gap="large")
-        with left:
-            c = figures.confusion_chart(res.evaluation)
-            chart(c.fig, c.takeaway, key="train.confusion")
-        with right:
-            c = figures.per_class_chart(res.evaluation)
-            chart(c.fig, c.takeaway, key="train.per_class")
-        examples = figures.misclassified(res.evaluation, make_data(outcome.data)[1].x, k=8)
-        st.subheader("🔍 Misclassified validation images (worst first)")
-        if examples:
-            st.image([e.image for e in examples], caption=[e.caption for e in examples], width=110)
-            st.caption("Each caption reads true class → predicted class (the model's confidence).")
-        else:
-            st.caption("No validation image was misclassified.")
+    live.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
     c = figures.drift_chart(res)
     chart(c.fig, c.takeaway, key="train.drift")
     with st.expander("🧾 Show the code: this plan as a standalone PyTorch script"):

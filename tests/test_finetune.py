@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tl_core.archs import ARCHS
 from tl_core.finetune import batchnorm_modes, build_optimizer, next_to_thaw, set_train_mode, thaw
 from tl_core.models import build_model
 from tl_core.plan import STRATEGIES, make_plan

@@ -162,7 +162,6 @@ def plan_to_code(plan: Plan, filename: str = "plan.py") -> str:
                               norm_note=", normalised like ImageNet" if spec.torchvision else ", in [0, 1]"))
     # The model.
     if spec.torchvision:
-        head = models.HEAD_PATHS[spec.family][0]
         extra = ", aux_logits=True, init_weights=False" if spec.family == "inception" else ""
         weights = "None" if not plan.pretrained else '(None if args.random_init else "DEFAULT")'
         model_code = (f'\n# The model: torchvision\'s {plan.arch}'
@@ -206,7 +205,7 @@ def plan_to_code(plan: Plan, filename: str = "plan.py") -> str:
             lrs = {g: plan.lr_for(g) for g in plan.groups if g in groups}
     else:
         src = inspect.getsource(models._conv_bn_relu) + "\n\n" + inspect.getsource(models.ShapesNet)
-        model_code = "\n# The model: the playbook's ShapesNet.\n" + src + textwrap.dedent(f'''
+        model_code = "\n# The model: the playbook's ShapesNet.\n" + src + textwrap.dedent('''
             model = ShapesNet(num_classes=6)
             WEIGHTS = "assets/source_model.pt"  # the playbook's pretrained source model
             ''')

@@ -33,6 +33,7 @@ from typing import Any
 import streamlit as st
 
 from tl_core import figures
+from tl_core.records import RunResult
 from tl_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
 from ui import render, session
 
@@ -287,3 +288,38 @@ def live_fragment(slot: str, draw: Callable[[Job, list[Any]], None]) -> None:
             st.rerun()
 
     _live()
+
+
+def show_result(res: RunResult, key_prefix: str, summary: str, n_classes: int | None = None,
+                val_images: Any = None, scale: int | None = None) -> None:
+    """One finished (or stopped, or diverged) run: its status line, its charts, its confusion matrix, per-class
+    accuracy and misclassified validation images (from val_images, upscaled by scale). Chart keys start with
+    key_prefix."""
+    if res.status == "finished":
+        chance = f" (chance: {100 / n_classes:.0f}%)" if n_classes else ""
+        st.success(f"✅ {res.reason} Validation accuracy **{100 * res.final_val_acc:.0f}%**{chance}. {summary}.")
+    elif res.status == "cancelled":
+        st.warning(f"⏹️ {res.reason} {summary}.")
+    else:
+        st.error(f"💥 {res.reason}")
+    h = figures.History.from_result(res)
+    show_notices(h.events)
+    for name, c in figures.live_charts(h, n_classes).items():
+        render.chart(c.fig, c.takeaway, key=f"{key_prefix}{name}")
+    if res.evaluation is not None:
+        left, right = st.columns(2, gap="large")
+        with left:
+            c = figures.confusion_chart(res.evaluation)
+            render.chart(c.fig, c.takeaway, key=f"{key_prefix}confusion")
+        with right:
+            c = figures.per_class_chart(res.evaluation)
+            render.chart(c.fig, c.takeaway, key=f"{key_prefix}per_class")
+        if val_images is not None:
+            kw = {"scale": scale} if scale else {}
+            examples = figures.misclassified(res.evaluation, val_images, k=8, **kw)
+            st.subheader("🔍 Misclassified validation images (worst first)")
+            if examples:
+                st.image([e.image for e in examples], caption=[e.caption for e in examples], width=110)
+                st.caption("Each caption reads true class → predicted class (the model's confidence).")
+            else:
+                st.caption("No validation image was misclassified.")
