@@ -58,3 +58,32 @@ def test_update_ratio_is_sampled_every_n_steps():
         sampled.append(ratio is not None)
         assert all(v is not None and v > 0 for v in grad.values())
     assert sampled == [True, False, False, True, False, False, True]
+
+
+def test_squared_norms_of_large_and_channels_last_tensors_match_torch():
+    from tl_core.tracking import _squared_norms
+
+    torch.manual_seed(0)
+    tensors = [torch.randn(3), torch.randn(64, 64, 3, 3).contiguous(memory_format=torch.channels_last),
+               torch.randn(300, 300), torch.randn(300, 300).t()]  # small, channels_last, large, a transposed view
+    got = [float(v) for v in _squared_norms(tensors)]
+    assert got == pytest.approx([float(t.norm() ** 2) for t in tensors], rel=1e-4)
+
+
+def test_drift_reads_a_shared_reference_without_copying_it():
+    torch.manual_seed(0)
+    pretrained = ShapesNet(4)
+    model = ShapesNet(4)
+    model.load_state_dict(pretrained.state_dict())
+    groups = _groups(model)
+    reference = {id(p): q for p, q in zip(model.parameters(), pretrained.parameters())}
+    tracker = GradTracker(groups, ratio_every=0, reference=reference)
+    tracker.before_step()
+    assert all(tracker._initial[i] is reference[id(p)] for i, p in enumerate(tracker._flat))  # no copies
+    with torch.no_grad():
+        model.head.weight.add_(1.0)
+    drift = tracker.drift()
+    with torch.no_grad():
+        expected = float((model.head.weight - pretrained.head.weight).norm() /
+                         torch.cat([pretrained.head.weight.flatten(), pretrained.head.bias]).norm())
+    assert drift["head"] == pytest.approx(expected, rel=1e-4) and drift["block1"] == 0.0

@@ -112,6 +112,8 @@ def test_gradual_unfreezing_thaws_one_group_per_epoch(source, tiny):
     assert all(s.grad_norm["block2"] is None for s in by_epoch[1])
     assert all(s.grad_norm["block2"] is not None and s.grad_norm["block1"] is None for s in by_epoch[2])
     assert by_epoch[1][0].lr["block3"] > 0 == by_epoch[0][0].lr["block3"]
+    assert res.drift["block1"] == 0.0 < res.drift["block2"]  # thawed groups drift from their pretrained weights
+    assert torch.equal(res.state_dict["block1.0.weight"], source.block1[0].weight)
 
 
 def test_batchnorm_policy_is_a_real_toggle(source):

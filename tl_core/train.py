@@ -247,7 +247,8 @@ class Trainer:
         res.device = str(device)
         classes = self.train_data.classes
         data_size = int(self.train_data.x.shape[-1])
-        built = build_for_plan(plan, len(classes), data_size, base=self.base)
+        base = (self.base if self.base is not None else pretrained_base(plan.arch)) if plan.pretrained else None
+        built = build_for_plan(plan, len(classes), data_size, base=base)
         model, chain, gm = built.model, built.chain, built.grouped
         side = built.side
         res.groups = gm.groups
@@ -301,7 +302,9 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         ratio_every = self.ratio_every if self.ratio_every is not None else (
             5 if res.total_params < 1_000_000 else 20)
-        tracker = GradTracker(gm.params, ratio_every=ratio_every)
+        start = dict(base.named_parameters()) if base is not None else {}  # shared, never changed: drift's reference
+        reference = {id(p): start[n] for n, p in model.named_parameters() if n in start and start[n].shape == p.shape}
+        tracker = GradTracker(gm.params, ratio_every=ratio_every, reference=reference)
         bn_start = _bn_stats(gm)
         gen = torch.Generator().manual_seed(plan.seed + 1)
         n = len(y_train)
@@ -365,8 +368,9 @@ class Trainer:
                         self._emit(EventRecord(f"Out of GPU memory: halved the batch size to {batch} and carried on."))
                         continue
                     scaler.unscale_(optimizer) if use_scaler else None
+                    factor = lr_factor(step)
                     for pg in optimizer.param_groups:  # frozen groups stay at 0
-                        pg["lr"] = 0.0 if pg["name"] in gm.frozen else pg["planned_lr"] * lr_factor(step)
+                        pg["lr"] = 0.0 if pg["name"] in gm.frozen else pg["planned_lr"] * factor
                     tracker.before_step()
                     scaler.step(optimizer)
                     scaler.update()
