@@ -326,6 +326,7 @@ class Trainer:
         explode_at = 100 * math.log(max(len(classes), 2))  # 100x a uniform guess, or the first loss if larger
         step = 0
         halved = False
+        val_logits = torch.empty(0)
         try:
             for epoch in range(epochs):
                 thawed: tuple[str, ...] = ()
@@ -407,7 +408,8 @@ class Trainer:
         finally:
             net.eval()
         if res.status != "diverged":
-            res.evaluation = evaluate(extract_features(net, x_val, batch_size=256).cpu(), y_val.cpu(), classes)
+            final = val_logits if res.status == "finished" else extract_features(net, x_val, batch_size=256)
+            res.evaluation = evaluate(final.cpu(), y_val.cpu(), classes)  # the last epoch's pass, when it is final
         res.drift = tracker.drift()
         res.bn_drift = _relative_change(bn_start, _bn_stats(gm))
         res.wall_s = time.perf_counter() - t0
