@@ -31,7 +31,9 @@ SHAPES_ARCH = "shapesnet"
 SOURCES = {"sample": "🎨 A drawn shape (built in)", "upload": "📤 Upload an image", "camera": "📷 Camera snapshot"}
 STYLES = {"plain": (), "outline": ("outline",), "inverted": ("inverted",)}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
-ALLOW_DOWNLOADS = os.environ.get("TLP_ALLOW_DOWNLOADS") == "1"  # opt-in: a classroom server never downloads
+# On by default, so a connected machine fetches missing weights on request; TLP_ALLOW_DOWNLOADS=0 locks a classroom
+# server down. Offline, the attempt fails with the same how-to-get explanation.
+ALLOW_DOWNLOADS = os.environ.get("TLP_ALLOW_DOWNLOADS", "1") != "0"
 
 
 def _custom_model(arch: str, upload: UploadedFile | None) -> tuple[nn.Module, list[str]] | None:
@@ -60,7 +62,7 @@ def _custom_model(arch: str, upload: UploadedFile | None) -> tuple[nn.Module, li
 
 
 def _download(arch: str) -> None:
-    """Opt-in download (TLP_ALLOW_DOWNLOADS=1) with a progress bar."""
+    """Download the weights into the local cache with a progress bar (unless TLP_ALLOW_DOWNLOADS=0)."""
     status = weights_status(arch)
     bar = st.progress(0.0, text=f"Downloading {status.filename}…")
 
@@ -71,7 +73,7 @@ def _download(arch: str) -> None:
     try:
         download_weights(arch, progress)
     except WeightsUnavailable as e:
-        st.error(str(e), icon="📡")
+        st.error(f"{e} This machine seems to be offline: get the file as described above.", icon="📡")
         return
     st.rerun()
 

@@ -362,9 +362,10 @@ def test_missing_weights_block_pretrained_strategies_but_not_training_from_scrat
 
 def test_explorer_download_button_only_when_allowed_and_with_progress(
         app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TLP_ALLOW_DOWNLOADS", "0")  # a locked-down classroom server
     _go(app, EXPLORER)
     app.selectbox(key="explorer.arch").set_value("mobilenet_v3_small").run()
-    assert not [b for b in app.button if b.key == "explorer.download"]  # never offered by default
+    assert not [b for b in app.button if b.key == "explorer.download"]  # not offered when locked down
     calls = []
 
     def fake_download(arch, progress=None):  # noqa: ANN001, ANN202
@@ -375,7 +376,7 @@ def test_explorer_download_button_only_when_allowed_and_with_progress(
         return weights_status(arch).path
 
     monkeypatch.setattr(weights, "download_weights", fake_download)
-    monkeypatch.setenv("TLP_ALLOW_DOWNLOADS", "1")
+    monkeypatch.delenv("TLP_ALLOW_DOWNLOADS")  # the default: offered, and it runs with a progress bar
     app.run()
     app.button(key="explorer.download").click().run()
     assert not app.exception, [e.value for e in app.exception]
@@ -428,3 +429,19 @@ def test_a_measurement_waits_for_the_learners_running_job(app: AppTest) -> None:
     assert not app.exception
     gate.set()
     assert running.wait(10)
+
+
+def test_explorer_download_offline_explains_instead_of_crashing(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    _go(app, EXPLORER)
+    app.selectbox(key="explorer.arch").set_value("mobilenet_v3_small").run()
+    app.button(key="explorer.download").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("offline" in e.value for e in app.error)
+    assert any("python -m tl_core.fetch_weights mobilenet_v3_small" in w.value for w in app.warning)

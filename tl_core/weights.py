@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -260,6 +261,9 @@ def load_state_dict_file(data: bytes | Path, arch: str, num_classes: int | None 
 # ---- downloading (connected machines only) ---------------------------------------------------------------
 
 
+_DOWNLOAD_LOCKS: dict[str, threading.Lock] = {}
+
+
 def download_weights(arch: str, progress: Callable[[int, int], None] | None = None) -> Path:
     """Download an architecture's ImageNet weights into the torch hub cache (only call this when online).
 
@@ -276,7 +280,14 @@ def download_weights(arch: str, progress: Callable[[int, int], None] | None = No
     Raises:
         WeightsUnavailable: If the download fails (offline, HTTP error, wrong hash), with the reason.
     """
-    status = weights_status(arch)
+    with _DOWNLOAD_LOCKS.setdefault(arch, threading.Lock()):  # one download per file, however many ask at once
+        status = weights_status(arch)
+        if status.available:
+            return status.path
+        return _download(status, progress)
+
+
+def _download(status: WeightsStatus, progress: Callable[[int, int], None] | None) -> Path:
     folder = status.path.parent
     folder.mkdir(parents=True, exist_ok=True)
     expected = _HASH.search(status.filename)
