@@ -242,7 +242,8 @@ def test_explorer_offline_explains_missing_weights_and_classifies_a_drawn_shape(
     name = Path(torchvision.models.get_model_weights("resnet18").DEFAULT.url).name
     assert name in panel and "python -m tl_core.fetch_weights resnet18" in panel
     assert str(Path(torch.hub.get_dir()) / "checkpoints") in panel
-    assert not app.get("plotly_chart") and not app.get("button")  # nothing to classify with, no download offer
+    assert not app.get("plotly_chart")  # nothing to classify with
+    assert [b.key for b in app.get("button")] == ["explorer.download"]  # only the offer to download (by default)
 
 
 def test_explorer_uses_an_uploaded_state_dict_and_names_a_bad_one(app: AppTest) -> None:
