@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-MODULES = ["bench_shapes", "bench_engine", "bench_ui", "bench_arch", "bench_owndata", "bench_labs", "bench_classroom"]
+MODULES = ["bench_shapes", "bench_engine", "bench_ui", "bench_arch", "bench_owndata", "bench_labs", "bench_classroom",
+           "bench_startup"]
 
 
 def main(argv: list[str]) -> int:

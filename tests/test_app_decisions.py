@@ -168,20 +168,21 @@ def test_quadrant_knobs_survive_navigating_away_and_back(app: AppTest):
 
 
 # ---- torch stays out of the decision pages -----------------------------------------------------------
-def test_decision_pages_never_import_torch():
+def test_decision_pages_never_import_torch_and_the_first_page_not_even_pandas():
     script = _SHIM + textwrap.dedent(f"""
         import json, sys
         from streamlit.testing.v1 import AppTest
         at = AppTest.from_file({APP!r}, default_timeout=60)
         at.run()
         errors = len(at.exception)
+        first_page_pandas = "pandas" in sys.modules  # a quarter of a second on the first page's render
         for page in ("pages/matrix.py", "pages/quadrant.py", "pages/welcome.py"):
             at.switch_page(page).run()
             errors += len(at.exception)
-        print(json.dumps({{"errors": errors, "torch": "torch" in sys.modules,
+        print(json.dumps({{"errors": errors, "torch": "torch" in sys.modules, "pandas": first_page_pandas,
                            "title": at.title[0].value}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"errors": 0, "torch": False, "title": TITLES["pages/welcome.py"]}
+    assert result == {"errors": 0, "torch": False, "pandas": False, "title": TITLES["pages/welcome.py"]}

@@ -7,14 +7,17 @@ without a running app; the `show_*` functions put them on the page.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from tl_core import palette
 from tl_core.decisions import LOTS_PER_CLASS, SIMILAR_AT, layer_roles, plan_takeaway, recommend
 from tl_core.plan import STRATEGIES, Plan
+
+if TYPE_CHECKING:  # pandas costs a quarter of a second to import: only pages that draw tables pay it
+    import pandas as pd
 
 FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=15, color=palette.BLACK)
 ROLE_PATTERNS = {"frozen": "/", "cut off": "x"}  # roles also drawn with a pattern, not by colour alone
@@ -90,6 +93,8 @@ def plan_table(plan: Plan) -> pd.DataFrame:
     """The plan's layer groups as a table: group, role, learning rate, multiplier on the base rate."""
     rows = [{"Layer group": r.group, "Role": r.role, "Learning rate": r.lr,
              "× base lr": (r.lr / plan.lr) if r.lr else 0.0} for r in layer_roles(plan)]
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
