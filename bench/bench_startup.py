@@ -8,7 +8,6 @@ itself is launched beforehand and not counted). Needs Debian's chromium; without
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,19 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _port_open  # noqa: E402
 
 COLD_STARTS = 3
 GOAL_S = 2.0
 WELCOME_TITLE = "What is transfer learning?"  # the first page's title (pages/welcome.py)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-        return True
-    except OSError:
-        return False
 
 
 def _cold_start(browser) -> tuple[float, float]:
