@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.device import describe_device
-from tl_core.presets import MAX_SEED
+from tl_core.training.device import describe_device
+from tl_core.classroom.presets import MAX_SEED
 from ui.render import projector_style
 from ui.state import PERSIST, apply_link, current_plan, init_state, on_seed_change
 

@@ -16,9 +16,9 @@ from pathlib import Path
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tl_core.arch_demos import gradient_flow  # noqa: E402
-from tl_core.arch_summary import summarize  # noqa: E402
-from tl_core.archs import ARCHS  # noqa: E402
+from tl_core.models.demos import gradient_flow  # noqa: E402
+from tl_core.models.summary import summarize  # noqa: E402
+from tl_core.models.registry import ARCHS  # noqa: E402
 
 
 def _cold(archs: list[str]) -> float:

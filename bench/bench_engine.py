@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from tl_core import models  # noqa: E402
-from tl_core.features import inference_autocast  # noqa: E402
-from tl_core.plan import make_plan  # noqa: E402
-from tl_core.train import TensorData, train  # noqa: E402
+from tl_core.models import networks as models  # noqa: E402
+from tl_core.models.features import inference_autocast  # noqa: E402
+from tl_core.training.plan import make_plan  # noqa: E402
+from tl_core.training.trainer import TensorData, train  # noqa: E402
 
 
 def _figure(name: str, value: float, unit: str, **extra) -> dict:
@@ -33,8 +33,8 @@ def _plain_step_times(plan, model: torch.nn.Module, x: torch.Tensor, y: torch.Te
     model, data, memory format, batch size and optimizer as the trainer: the plan's per-group learning rates need
     one parameter group per layer group, built here by the same function. No tracking, no records, no schedule.
     Returns seconds per step."""
-    from tl_core.train import build_for_plan
-    from tl_core.finetune import build_optimizer
+    from tl_core.training.trainer import build_for_plan
+    from tl_core.training.freeze import build_optimizer
 
     built = build_for_plan(plan, 4, x.shape[-1], base=model)
     model = built.model.to(memory_format=torch.channels_last).train()
@@ -151,9 +151,9 @@ def cached_frozen_speedup(n: int = 512, epochs: int = 10, size: int = 64, batch:
 
 def race_wall_s() -> dict:
     """From loading the shipped source model to results for four strategies on the "few and similar" target."""
-    from tl_core import source
-    from tl_core.race import race_lanes, run_race
-    from tl_core.scenarios import DataSpec, make_data
+    from tl_core.models import source
+    from tl_core.experiments.race import race_lanes, run_race
+    from tl_core.data.datasets import DataSpec, make_data
 
     source.load_source_model.cache_clear()
     make_data.cache_clear()
@@ -169,8 +169,8 @@ def race_wall_s() -> dict:
 
 def sweep_wall_s() -> dict:
     """4 sizes x 2 similarities x 4 strategies, 1 seed."""
-    from tl_core.race import SWEEP_SIMILARITIES, SWEEP_SIZES, run_sweep
-    from tl_core.source import load_source_model
+    from tl_core.experiments.race import SWEEP_SIMILARITIES, SWEEP_SIZES, run_sweep
+    from tl_core.models.source import load_source_model
 
     base = load_source_model().model
     t0 = time.perf_counter()

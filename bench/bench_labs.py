@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from tl_core.experiments import DEMOS, run_demo  # noqa: E402
 from tl_core.experiments.lab import LabConfig, run_cut_depth, run_lab_sweep  # noqa: E402
 from tl_core.experiments.similarity import calibrate, check_calibration  # noqa: E402
-from tl_core.source import load_source_model  # noqa: E402
+from tl_core.models.source import load_source_model  # noqa: E402
 
 
 def _figure(name: str, value: float, unit: str, **extra) -> dict:

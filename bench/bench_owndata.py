@@ -14,12 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from tl_core.features import cpu_bf16_supported, extract_features  # noqa: E402
-from tl_core.models import build_model  # noqa: E402
+from tl_core.models.features import cpu_bf16_supported, extract_features  # noqa: E402
+from tl_core.models.networks import build_model  # noqa: E402
 
 
 def feature_extract_224(n: int = 128, batch: int = 32, repeats: int = 3) -> list[dict]:
-    """tl_core.features.extract_features (channels_last, bf16 where native) vs `model.eval()` + inference_mode."""
+    """tl_core.models.features.extract_features (channels_last, bf16 where native) vs `model.eval()` + inference_mode."""
     torch.manual_seed(0)
     body = build_model("resnet18", 1000)
     body.fc = torch.nn.Identity()  # the frozen backbone of fixed feature extraction

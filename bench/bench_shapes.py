@@ -15,7 +15,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tl_core.shapes import WorldSpec, generate  # noqa: E402
+from tl_core.data.shapes import WorldSpec, generate  # noqa: E402
 
 
 def _generate_10k(seed: int) -> float:

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from tl_core import figures  # noqa: E402
-from tl_core.plan import make_plan  # noqa: E402
-from tl_core.records import RecordBuffer  # noqa: E402
-from tl_core.scenarios import DataSpec, make_data  # noqa: E402
-from tl_core.train import train  # noqa: E402
+from tl_core.training.plan import make_plan  # noqa: E402
+from tl_core.training.records import RecordBuffer  # noqa: E402
+from tl_core.data.datasets import DataSpec, make_data  # noqa: E402
+from tl_core.training.trainer import train  # noqa: E402
 
 DEFAULT_DATA = DataSpec(n_per_class=20, similarity=0.8, seed=0)  # ui.state's default data knobs
 LONG_EPOCHS = 400  # the default plan run 40 times longer (1200 steps): the steady state of the live redraws

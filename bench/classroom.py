@@ -4,7 +4,7 @@ Part 1, in this process: N simulated students (default 30), each a whole-app App
 owner in the job manager) driven from its own thread: open the app, go to the race, predict, press Start at a random
 moment within START_WINDOW_S, then redraw like the browser's live fragment does (every ui.live.QUEUED_EVERY_S while
 queued, every ui.live.LIVE_EVERY_S while running) until the results are drawn. All races go through the one
-process-wide job manager (tl_core.jobs.get_manager), exactly as on a server. AppTest's run() swaps process-wide
+process-wide job manager (tl_core.jobs.manager.get_manager), exactly as on a server. AppTest's run() swaps process-wide
 globals (streamlit's Runtime instance, config.get_option, PagesManager's mode), so two runs at once crash ("Runtime
 hasn't been created!"): the students' page runs take turns through one lock, while their races train concurrently
 on the manager's worker threads. (On a real server the scripts share one interpreter lock anyway.)
@@ -42,7 +42,7 @@ import streamlit.testing.v1.app_test as app_test_module  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import APP, CHROMIUM, CHROMIUM_ARGS, _NavigationPagesManager, _serve  # noqa: E402
-from tl_core.jobs import QUEUED, get_manager  # noqa: E402
+from tl_core.jobs.manager import QUEUED, get_manager  # noqa: E402
 from ui.live import LIVE_EVERY_S, QUEUED_EVERY_S  # noqa: E402
 
 RACE = "pages/race.py"

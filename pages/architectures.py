@@ -8,14 +8,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tl_core import palette
-from tl_core.arch_demos import (MAX_DEPTH, DenseGrowth, GradientFlow, TorchvisionDenseBlock, dense_growth,
+from tl_core.models.demos import (MAX_DEPTH, DenseGrowth, GradientFlow, TorchvisionDenseBlock, dense_growth,
                                 gradient_flow, gradient_takeaway, imagenet_filter_grid, measured_receptive_field,
                                 source_filter_grid, stack_vs_large, torchvision_dense_block)
-from tl_core.arch_summary import (FAMILY_ORDER, IMAGENET_NOTE, ArchSummary, comparison_table, family_cards,
+from tl_core.models.summary import (FAMILY_ORDER, IMAGENET_NOTE, ArchSummary, comparison_table, family_cards,
                                   format_count, format_macs, group_table, group_takeaway, layer_table, plan_note,
                                   plan_on_arch, summarize, trainable_params)
-from tl_core.decisions import plan_takeaway
-from tl_core.weights import WeightsUnavailable, torchvision_archs
+from tl_core.teaching.decisions import plan_takeaway
+from tl_core.models.weights import WeightsUnavailable, torchvision_archs
 from ui.render import FONT, ROLE_PATTERNS, chart, plan_groups_figure
 from ui.state import PERSIST, current_plan, init_state
 

@@ -17,10 +17,12 @@ from PIL import Image
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from torch import nn
 
-from tl_core import predict, shapes
-from tl_core.archs import ARCHS
-from tl_core.safe_io import UnsafeInput, open_image
-from tl_core.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
+from tl_core.models import inference as predict
+
+from tl_core.data import shapes
+from tl_core.models.registry import ARCHS
+from tl_core.data.safe_io import UnsafeInput, open_image
+from tl_core.models.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
 from ui import models
 from ui.render import chart
 from ui.session import track

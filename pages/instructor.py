@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.jobs import peek_manager
-from tl_core.presets import MAX_SEED, PRESETS, Preset, app_root, share_url
+from tl_core.jobs.manager import peek_manager
+from tl_core.classroom.presets import MAX_SEED, PRESETS, Preset, app_root, share_url
 from ui.session import GRACE_S
 from ui.state import PERSIST, apply_preset, init_state, set_projector
 

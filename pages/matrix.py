@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import palette
-from tl_core.content import DOMAIN_DEFINITION, TASK_DEFINITION
-from tl_core.decisions import TABLE_COLUMNS, classify, pan_yang_table, tree_dot
+from tl_core.teaching.content import DOMAIN_DEFINITION, TASK_DEFINITION
+from tl_core.teaching.decisions import TABLE_COLUMNS, classify, pan_yang_table, tree_dot
 from tl_core.experiments import demo_for
 from ui.state import PERSIST, init_state
 

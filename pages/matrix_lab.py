@@ -12,9 +12,9 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core.decisions import classify
+from tl_core.teaching.decisions import classify
 from tl_core.experiments import DEMOS, Cancelled, charts, load_demo
-from tl_core.jobs import JobContext
+from tl_core.jobs.manager import JobContext
 from ui import live
 from ui.render import chart
 from ui.state import PERSIST, init_state

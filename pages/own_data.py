@@ -17,13 +17,13 @@ import streamlit as st
 from torch import nn
 
 from tl_core import owntrain
-from tl_core.archs import ARCHS, get_spec
-from tl_core.device import select_device
-from tl_core.owndata import OwnDataset, load_class_uploads, load_zip
-from tl_core.plan import STRATEGIES, Plan
-from tl_core.runs import weights_bytes
-from tl_core.safe_io import UnsafeInput
-from tl_core.weights import torchvision_archs, weights_status
+from tl_core.models.registry import ARCHS, get_spec
+from tl_core.training.device import select_device
+from tl_core.data.own import OwnDataset, load_class_uploads, load_zip
+from tl_core.training.plan import STRATEGIES, Plan
+from tl_core.jobs.work import weights_bytes
+from tl_core.data.safe_io import UnsafeInput
+from tl_core.models.weights import torchvision_archs, weights_status
 from ui import live, models
 from ui.render import chart
 from ui.session import session_id, track

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.archs import ARCHS
-from tl_core.decisions import (FREEZE_POINTS, LOTS_PER_CLASS, SIMILAR_AT, boundary_note, classify_similarity,
+from tl_core.models.registry import ARCHS
+from tl_core.teaching.decisions import (FREEZE_POINTS, LOTS_PER_CLASS, SIMILAR_AT, boundary_note, classify_similarity,
                                classify_size, freeze_advice, plan_for, recommend)
-from tl_core.plan import STRATEGIES, Plan
+from tl_core.training.plan import STRATEGIES, Plan
 from ui.render import chart, quadrant_figure, show_plan
 from ui.state import PERSIST, init_state, set_data, set_plan
 

@@ -16,13 +16,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tl_core.decisions import LOTS_PER_CLASS, SIMILAR_AT
+from tl_core.teaching.decisions import LOTS_PER_CLASS, SIMILAR_AT
 from tl_core.experiments import Cancelled, charts
 from tl_core.experiments.lab import (DEFAULT_SIMILARITIES, DEFAULT_SIZES, LAB_STRATEGIES, SIMILARITY_CHOICES,
                                      SIZE_CHOICES, LabConfig, LabResult, LaneDone, cached_sweep, heatmap)
 from tl_core.figures import lane_label
-from tl_core.jobs import JobContext
-from tl_core.plan import STRATEGIES
+from tl_core.jobs.manager import JobContext
+from tl_core.training.plan import STRATEGIES
 from ui import live
 from ui.render import chart, quadrant_figure
 from ui.state import PERSIST, init_state

@@ -2,7 +2,7 @@
 
 Widget keys: "race.strategies", "race.own", "race.prediction", "race.start", "race.stop", "race.leave_preset",
 "race.leave_projector", "race.download_table", "race.download_history"; the job slot's keys are described in
-ui.live ("race.result" holds a tl_core.runs.RaceOutcome). With a class preset ("race.preset", set by a class link or
+ui.live ("race.result" holds a tl_core.jobs.work.RaceOutcome). With a class preset ("race.preset", set by a class link or
 the instructor page) the race runs the preset's lanes on its data. In the projector view ("class.projector") the
 page shows only the question, the controls, the live race and the results, in large type.
 """
@@ -13,13 +13,13 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import figures
-from tl_core.archs import ARCHS
-from tl_core.jobs import Job
-from tl_core.plan import STRATEGIES
-from tl_core.presets import PRESETS, Preset, commentary, find_preset
-from tl_core.race import DEFAULT_RACE, race_lanes, race_table
-from tl_core.runs import RaceOutcome, race_job
-from tl_core.scenarios import DataSpec
+from tl_core.models.registry import ARCHS
+from tl_core.jobs.manager import Job
+from tl_core.training.plan import STRATEGIES
+from tl_core.classroom.presets import PRESETS, Preset, commentary, find_preset
+from tl_core.experiments.race import DEFAULT_RACE, race_lanes, race_table
+from tl_core.jobs.work import RaceOutcome, race_job
+from tl_core.data.datasets import DataSpec
 from ui import live
 from ui.render import chart
 from ui.state import PERSIST, current_plan, init_state, leave_preset, set_projector
@@ -198,7 +198,7 @@ else:
                 + ("" if projector else " Change them on the *Train live* page or in the sidebar."))
 weights_missing = False
 if preset is None and ARCHS[plan.arch].torchvision:
-    from tl_core.weights import weights_status
+    from tl_core.models.weights import weights_status
 
     status = weights_status(plan.arch)
     weights_missing = not status.available

@@ -1,6 +1,6 @@
 """Page: train the current plan live: edit every setting, start a background run, watch it learn, inspect the result.
 
-Widget keys are "train.<plan field>" (see tl_core.planform), "train.mult.<group>", "train.n_per_class",
+Widget keys are "train.<plan field>" (see tl_core.training.planform), "train.mult.<group>", "train.n_per_class",
 "train.similarity", "train.start" and "train.stop"; the job slot's keys are described in ui.live.
 """
 
@@ -11,12 +11,16 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from tl_core import figures, planform, shapes
-from tl_core.archs import ARCHS, get_spec
-from tl_core.codegen import plan_to_code
-from tl_core.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
-from tl_core.runs import TrainOutcome, train_job, weights_bytes
-from tl_core.scenarios import DataSpec, make_data
+from tl_core import figures
+
+from tl_core.training import planform
+
+from tl_core.data import shapes
+from tl_core.models.registry import ARCHS, get_spec
+from tl_core.training.codegen import plan_to_code
+from tl_core.training.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
+from tl_core.jobs.work import TrainOutcome, train_job, weights_bytes
+from tl_core.data.datasets import DataSpec, make_data
 from ui import live
 from ui.render import chart, show_plan
 from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
@@ -222,7 +226,7 @@ else:
     show_plan(plan, key="train.plan_chart")
 weights_missing = None
 if plan is not None and plan.pretrained and ARCHS[plan.arch].torchvision:
-    from tl_core.weights import weights_status
+    from tl_core.models.weights import weights_status
 
     status = weights_status(plan.arch)
     if not status.available:

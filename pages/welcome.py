@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from tl_core import content, shapes
+from tl_core.teaching import content
+
+from tl_core.data import shapes
 from ui.state import init_state
 
 PREVIEW_PER_CLASS = 4  # images per class in each preview grid

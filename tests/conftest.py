@@ -77,7 +77,7 @@ def _go(at: AppTest, page: str) -> AppTest:
 
 def _finish_job(at: AppTest, slot: str, timeout: float = 120.0) -> Any:
     """Wait for a ui.live slot's job to end, then re-run the page until it has picked the outcome up."""
-    from tl_core.jobs import get_manager
+    from tl_core.jobs.manager import get_manager
 
     job = get_manager().get(at.session_state[f"{slot}.job"])
     assert job is not None and job.wait(timeout), f"the {slot} job did not end in {timeout} s"

@@ -10,9 +10,9 @@ import pytest
 import torchvision
 from streamlit.testing.v1 import AppTest
 
-from tl_core.arch_summary import FAMILY_ORDER, family_cards, format_count
-from tl_core.archs import ARCHS
-from tl_core.plan import make_plan
+from tl_core.models.summary import FAMILY_ORDER, family_cards, format_count
+from tl_core.models.registry import ARCHS
+from tl_core.training.plan import make_plan
 
 PAGE = "pages/architectures.py"
 CARDS = family_cards()

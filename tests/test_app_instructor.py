@@ -13,9 +13,9 @@ import pytest
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 
-from tl_core import jobs
-from tl_core.jobs import get_manager
-from tl_core.presets import PRESETS, share_url
+from tl_core.jobs import manager as jobs
+from tl_core.jobs.manager import get_manager
+from tl_core.classroom.presets import PRESETS, share_url
 
 INSTRUCTOR, RACE, TRAIN, WELCOME = "pages/instructor.py", "pages/race.py", "pages/train.py", "pages/welcome.py"
 ROOT = "http://localhost:8501"  # what the page falls back to when the browser's URL is unknown (AppTest)

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tl_core.experiments import DEMOS
-from tl_core.jobs import get_manager
+from tl_core.jobs.manager import get_manager
 
 MATRIX_LAB, QUADRANT_LAB = "pages/matrix_lab.py", "pages/quadrant_lab.py"
 

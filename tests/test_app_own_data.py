@@ -17,19 +17,21 @@ import torchvision
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from tl_core import estimate, weights
-from tl_core.estimate import Estimate
-from tl_core.jobs import get_manager
-from tl_core.safe_io import session_dir
-from tl_core.weights import weights_status
+from tl_core.training import estimate
+
+from tl_core.models import weights
+from tl_core.training.estimate import Estimate
+from tl_core.jobs.manager import get_manager
+from tl_core.data.safe_io import session_dir
+from tl_core.models.weights import weights_status
 from test_predict import random_state
 
 OWN, EXPLORER = "pages/own_data.py", "pages/explorer.py"
 def _train_on(monkeypatch: pytest.MonkeyPatch, device_type: str) -> None:
     """Make the page believe its runs train on this device type (its defaults depend on it), on any machine."""
-    import tl_core.device
+    import tl_core.training.device
 
-    monkeypatch.setattr(tl_core.device, "select_device", lambda preference="auto": torch.device(device_type))
+    monkeypatch.setattr(tl_core.training.device, "select_device", lambda preference="auto": torch.device(device_type))
     st.cache_data.clear()  # the page caches its device check for the process
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220)}
 
@@ -240,7 +242,7 @@ def test_explorer_offline_explains_missing_weights_and_classifies_a_drawn_shape(
     assert not app.exception
     panel = " ".join(w.value for w in app.warning)
     name = Path(torchvision.models.get_model_weights("resnet18").DEFAULT.url).name
-    assert name in panel and "python -m tl_core.fetch_weights resnet18" in panel
+    assert name in panel and "python -m tl_core.models.fetch_weights resnet18" in panel
     assert str(Path(torch.hub.get_dir()) / "checkpoints") in panel
     assert not app.get("plotly_chart")  # nothing to classify with
     assert [b.key for b in app.get("button")] == ["explorer.download"]  # only the offer to download (by default)
@@ -342,7 +344,7 @@ def test_missing_weights_block_pretrained_strategies_but_not_training_from_scrat
     _upload_zip(app, "shapes.zip", good_zip())
     app.selectbox(key="own.arch").set_value("resnet18").run()
     panel = " ".join(w.value for w in app.warning)
-    assert "python -m tl_core.fetch_weights resnet18" in panel and "pick **shapesnet**" in panel
+    assert "python -m tl_core.models.fetch_weights resnet18" in panel and "pick **shapesnet**" in panel
     assert app.button(key="own.start").disabled is True
     app.selectbox(key="own.strategy").set_value("scratch").run()
     assert not any("fetch_weights" in w.value for w in app.warning)  # random weights need no file
@@ -417,7 +419,7 @@ def test_measured_similarity_places_the_upload_on_the_quadrant(app: AppTest) -> 
 def test_a_measurement_waits_for_the_learners_running_job(app: AppTest) -> None:
     import threading
 
-    from tl_core.jobs import get_manager
+    from tl_core.jobs.manager import get_manager
     from ui.session import _FALLBACK_KEY
 
     _go(app, OWN)
@@ -445,4 +447,4 @@ def test_explorer_download_offline_explains_instead_of_crashing(app: AppTest, mo
     app.button(key="explorer.download").click().run()
     assert not app.exception, [e.value for e in app.exception]
     assert any("offline" in e.value for e in app.error)
-    assert any("python -m tl_core.fetch_weights mobilenet_v3_small" in w.value for w in app.warning)
+    assert any("python -m tl_core.models.fetch_weights mobilenet_v3_small" in w.value for w in app.warning)

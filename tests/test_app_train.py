@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tl_core.jobs import get_manager
+from tl_core.jobs.manager import get_manager
 
 TRAIN, RACE = "pages/train.py", "pages/race.py"
 GROUPS = ("block1", "block2", "block3", "block4", "head")

@@ -1,4 +1,4 @@
-"""Tests for tl_core.arch_summary and tl_core.arch_demos, against real PyTorch models and torchvision's metadata."""
+"""Tests for tl_core.models.summary and tl_core.models.demos, against real PyTorch models and torchvision's metadata."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ import torchvision
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from tl_core import arch_demos, models
-from tl_core.arch_summary import (FAMILY_ORDER, build_meta_model, comparison_table, default_num_classes,
+from tl_core.models import demos as arch_demos
+
+from tl_core.models import networks as models
+from tl_core.models.summary import (FAMILY_ORDER, build_meta_model, comparison_table, default_num_classes,
                                   family_cards, format_count, format_macs, group_table, layer_table, plan_on_arch,
                                   summarize, trainable_params)
-from tl_core.archs import ARCHS
-from tl_core.plan import STRATEGIES, make_plan
-from tl_core.source import load_source_model
-from tl_core.weights import WeightsUnavailable, imagenet_weights
+from tl_core.models.registry import ARCHS
+from tl_core.training.plan import STRATEGIES, make_plan
+from tl_core.models.source import load_source_model
+from tl_core.models.weights import WeightsUnavailable, imagenet_weights
 
 TORCHVISION_ARCHS = [a for a, s in ARCHS.items() if s.torchvision]
 
@@ -157,7 +159,7 @@ def test_summary_holds_no_tensors():
 # ---- the plan's marks ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["finetune_top", "feature_extract", "finetune_all", "scratch"])
 def test_trainable_params_equal_the_trainers_requires_grad(strategy: str):
-    from tl_core.train import build_for_plan
+    from tl_core.training.trainer import build_for_plan
 
     plan = make_plan(strategy)
     built = build_for_plan(plan, n_classes=6, data_size=32)

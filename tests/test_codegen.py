@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tl_core.codegen import group_prefixes, plan_to_code
-from tl_core.plan import make_plan
+from tl_core.training.codegen import group_prefixes, plan_to_code
+from tl_core.training.plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for tl_core.decisions: the domain-and-task matrix, the size-vs-similarity quadrant and the plans they give."""
+"""Tests for tl_core.teaching.decisions: the domain-and-task matrix, the size-vs-similarity quadrant and the plans they give."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from tl_core import decisions as d
-from tl_core.archs import ARCHS
-from tl_core.plan import HEAD_LR_MULT, STRATEGIES
+from tl_core.teaching import decisions as d
+from tl_core.models.registry import ARCHS
+from tl_core.training.plan import HEAD_LR_MULT, STRATEGIES
 
 # The seed course's tree, written out by hand for all 16 answer combinations. This is the spec.
 # (source_labels, target_labels, same_domain, same_task) -> setting key

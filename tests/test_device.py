@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from tl_core.device import describe_device, select_device
+from tl_core.training.device import describe_device, select_device
 
 
 def test_label_while_torch_is_half_imported(monkeypatch):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from tl_core.estimate import estimate_run
-from tl_core.features import extract_features
-from tl_core.models import build_model
-from tl_core.plan import make_plan
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.source import load_source_model
-from tl_core.train import train
+from tl_core.training.estimate import estimate_run
+from tl_core.models.features import extract_features
+from tl_core.models.networks import build_model
+from tl_core.training.plan import make_plan
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.models.source import load_source_model
+from tl_core.training.trainer import train
 
 
 def test_estimate_is_in_the_right_ballpark_for_a_real_run():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import shapes
+from tl_core.data import shapes
 from tl_core.experiments import DEMOS, Cancelled, Point, Progress, Reporter, charts, demo_for, run_demo
 from tl_core.experiments.adaptation import run_adaptation
 from tl_core.experiments.clustering import kmeans, pca_2d, purity, run_clustering
@@ -37,7 +37,7 @@ def _finite(values) -> bool:
 
 # ---- the registry and the plumbing --------------------------------------------------------------------------------
 def test_every_demo_belongs_to_a_setting_of_the_matrix_and_none_has_no_demo():
-    from tl_core.decisions import SETTING_KEYS
+    from tl_core.teaching.decisions import SETTING_KEYS
 
     assert set(DEMOS) == set(SETTING_KEYS) - {"none"}
     assert demo_for("none") is None and demo_for("domain_adaptation").module == "adaptation"

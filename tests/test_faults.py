@@ -15,11 +15,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tl_core.jobs import get_manager
-from tl_core.models import ShapesNet
-from tl_core.safe_io import session_dir
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.source import load_source_model
+from tl_core.jobs.manager import get_manager
+from tl_core.models.networks import ShapesNet
+from tl_core.data.safe_io import session_dir
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.models.source import load_source_model
 from ui.session import Reaper, clean_session
 
 TRAIN, RACE, WELCOME = "pages/train.py", "pages/race.py", "pages/welcome.py"
@@ -195,7 +195,7 @@ def test_out_of_memory_halves_the_batch_and_the_page_says_so(app: AppTest, go: C
                                                              finish_job: Callable,
                                                              monkeypatch: pytest.MonkeyPatch):
     base = _OutOfMemoryOnce()
-    monkeypatch.setattr("tl_core.train.pretrained_base", lambda arch: base)  # what a run copies
+    monkeypatch.setattr("tl_core.training.trainer.pretrained_base", lambda arch: base)  # what a run copies
     go(app, TRAIN)
     train_form(app, strategy="finetune_all", **dict(TINY, batch_size=16))
     app.button(key="train.start").click().run()
@@ -285,7 +285,7 @@ def test_no_full_garbage_collection_after_every_redraw():
 
 
 def test_the_job_log_records_each_runs_queue_wait_and_execution_time(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    from tl_core.jobs import JobManager
+    from tl_core.jobs.manager import JobManager
 
     log = tmp_path / "jobs.jsonl"
     monkeypatch.setenv("TLP_JOB_LOG", str(log))

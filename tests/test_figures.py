@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tl_core import figures
-from tl_core.plan import make_plan
-from tl_core.race import race_lanes, race_table, run_race
-from tl_core.records import EpochRecord, StartRecord, StepRecord
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.train import train
+from tl_core.training.plan import make_plan
+from tl_core.experiments.race import race_lanes, race_table, run_race
+from tl_core.training.records import EpochRecord, StartRecord, StepRecord
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.training.trainer import train
 
 TINY = dict(epochs=2, min_steps=10, batch_size=8)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tl_core.finetune import batchnorm_modes, build_optimizer, next_to_thaw, set_train_mode, thaw
-from tl_core.models import build_model
-from tl_core.plan import STRATEGIES, make_plan
-from tl_core.train import build_for_plan
+from tl_core.training.freeze import batchnorm_modes, build_optimizer, next_to_thaw, set_train_mode, thaw
+from tl_core.models.networks import build_model
+from tl_core.training.plan import STRATEGIES, make_plan
+from tl_core.training.trainer import build_for_plan
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tl_core.jobs import CANCELLED, DONE, FAILED, RUNNING, JobManager
+from tl_core.jobs.manager import CANCELLED, DONE, FAILED, RUNNING, JobManager
 
 
 def _blocking(gate: threading.Event, started: list, name: str):
@@ -109,7 +109,7 @@ def test_running_jobs_split_the_cores():
 
 
 def test_thread_cap_comes_from_the_environment(monkeypatch):
-    from tl_core.jobs import default_thread_cap
+    from tl_core.jobs.manager import default_thread_cap
 
     monkeypatch.setenv("TLP_TORCH_THREADS", "3")
     assert default_thread_cap() == 3 and JobManager(limit=1).thread_share() == min(3, JobManager(limit=1).cores)

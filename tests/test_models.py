@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tl_core import models
-from tl_core.archs import ARCHS
+from tl_core.models import networks as models
+from tl_core.models.registry import ARCHS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for tl_core.owndata: loading a learner's zip or class uploads, the validation report, and the split."""
+"""Tests for tl_core.data.own: loading a learner's zip or class uploads, the validation report, and the split."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tl_core.owndata import Converted, Skipped, load_class_uploads, load_zip, stratified_split
-from tl_core.safe_io import Limits, UnsafeInput
+from tl_core.data.own import Converted, Skipped, load_class_uploads, load_zip, stratified_split
+from tl_core.data.safe_io import Limits, UnsafeInput
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

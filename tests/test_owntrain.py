@@ -10,9 +10,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tl_core import owntrain
-from tl_core.jobs import JobManager
-from tl_core.owndata import load_class_uploads
-from tl_core.safe_io import Limits, UnsafeInput
+from tl_core.jobs.manager import JobManager
+from tl_core.data.own import load_class_uploads
+from tl_core.data.safe_io import Limits, UnsafeInput
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220)}
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tl_core.archs import ARCHS
-from tl_core.plan import HEAD_LR_MULT, STRATEGIES, Plan, discriminative_lr_mult, make_plan
+from tl_core.models.registry import ARCHS
+from tl_core.training.plan import HEAD_LR_MULT, STRATEGIES, Plan, discriminative_lr_mult, make_plan
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

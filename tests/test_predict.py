@@ -1,4 +1,4 @@
-"""Tests for tl_core.predict: the shapes model's top-k on drawn shapes, ImageNet top-k from a cached (random) file,
+"""Tests for tl_core.models.inference: the shapes model's top-k on drawn shapes, ImageNet top-k from a cached (random) file,
 uploaded state dicts, what the model sees, and the top-k chart. Nothing here touches the network."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import torch
 import torchvision
 from PIL import Image
 
-from tl_core import predict, shapes
-from tl_core.weights import imagenet_weights, load_imagenet_model, weights_status
+from tl_core.models import inference as predict
+
+from tl_core.data import shapes
+from tl_core.models.weights import imagenet_weights, load_imagenet_model, weights_status
 
 
 @pytest.fixture(autouse=True)

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tl_core.decisions import classify_similarity, classify_size, recommend
-from tl_core.plan import make_plan
-from tl_core.presets import (BN_KEEP, BN_REESTIMATE, MAX_SEED, PRESETS, app_root, commentary, find_preset,
+from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
+from tl_core.training.plan import make_plan
+from tl_core.classroom.presets import (BN_KEEP, BN_REESTIMATE, MAX_SEED, PRESETS, app_root, commentary, find_preset,
                              get_preset, parse_scenario, share_url)
-from tl_core.records import Evaluation, RunResult
+from tl_core.training.records import Evaluation, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_lookups_refuse_unknown_presets_and_find_a_race_by_its_lanes_and_data():
 
 
 def test_presets_import_no_torch():
-    code = "import sys, tl_core.presets; assert 'torch' not in sys.modules, 'torch was imported'"
+    code = "import sys, tl_core.classroom.presets; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -161,8 +161,8 @@ def test_batchnorm_commentary_reports_the_measured_drifts_and_the_accuracy_chang
 
 
 def test_batchnorm_commentary_of_a_real_trap_race_matches_its_results():
-    from tl_core.race import Lane, run_race
-    from tl_core.scenarios import DataSpec, make_data
+    from tl_core.experiments.race import Lane, run_race
+    from tl_core.data.datasets import DataSpec, make_data
 
     trap = PRESETS["bn_trap"]
     tr, va = make_data(DataSpec(n_per_class=5, similarity=trap.similarity, seed=1))  # the trap's data, smaller

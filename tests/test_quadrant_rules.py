@@ -11,10 +11,10 @@ import functools
 
 import pytest
 
-from tl_core.plan import make_plan
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.source import load_source_model
-from tl_core.train import train
+from tl_core.training.plan import make_plan
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.models.source import load_source_model
+from tl_core.training.trainer import train
 
 LITTLE, LOTS = 20, 250  # images per class
 SIMILAR, DIFFERENT = 1.0, 0.25

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tl_core.plan import make_plan
-from tl_core.race import race_lanes, race_table, run_race, run_sweep, winner
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.source import load_source_model
+from tl_core.training.plan import make_plan
+from tl_core.experiments.race import race_lanes, race_table, run_race, run_sweep, winner
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.models.source import load_source_model
 
 
 def test_race_fills_its_table_with_real_results():

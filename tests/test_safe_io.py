@@ -1,4 +1,4 @@
-"""Tests for tl_core.safe_io: every kind of bad upload is refused with its own message, and nothing escapes dest."""
+"""Tests for tl_core.data.safe_io: every kind of bad upload is refused with its own message, and nothing escapes dest."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tl_core.safe_io import Limits, UnsafeInput, open_image, remove_session_dir, safe_extract_zip, session_dir
+from tl_core.data.safe_io import Limits, UnsafeInput, open_image, remove_session_dir, safe_extract_zip, session_dir
 
 
 def make_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:

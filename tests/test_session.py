@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from tl_core.jobs import JobManager
-from tl_core.safe_io import remove_session_dir, session_dir
+from tl_core.jobs.manager import JobManager
+from tl_core.data.safe_io import remove_session_dir, session_dir
 from ui.session import GRACE_S, Reaper, clean_session, sessions_to_clean
 
 

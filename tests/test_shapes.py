@@ -1,4 +1,4 @@
-"""Tests for tl_core.shapes: the procedural shapes world (shapes, determinism, contrast, shift, styles, tasks)."""
+"""Tests for tl_core.data.shapes: the procedural shapes world (shapes, determinism, contrast, shift, styles, tasks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tl_core import shapes as S
+from tl_core.data import shapes as S
 
 REPO = Path(__file__).resolve().parents[1]
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -284,7 +284,7 @@ def test_to_torch_is_zero_copy() -> None:
 
 
 def test_module_does_not_import_torch() -> None:
-    code = "import sys, tl_core.shapes as s; s.generate(s.WorldSpec(), 1); print('torch' in sys.modules)"
+    code = "import sys, tl_core.data.shapes as s; s.generate(s.WorldSpec(), 1); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

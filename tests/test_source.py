@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from tl_core import shapes
-from tl_core.source import MANIFEST_FILE, MODEL_FILE, SourceModelError, load_source_model, load_source_model_from
+from tl_core.data import shapes
+from tl_core.models.source import MANIFEST_FILE, MODEL_FILE, SourceModelError, load_source_model, load_source_model_from
 
 
 def test_shipped_model_scores_at_least_97_percent_on_fresh_source_images():
@@ -22,7 +22,7 @@ def test_shipped_model_scores_at_least_97_percent_on_fresh_source_images():
     assert acc >= 0.97
     manifest = src.manifest
     assert manifest["num_params"] == sum(p.numel() for p in src.model.parameters()) <= 300_000
-    assert manifest["source_test_accuracy"] >= 0.97 and manifest["command"] == "python -m tl_core.pretrain"
+    assert manifest["source_test_accuracy"] >= 0.97 and manifest["command"] == "python -m tl_core.models.pretrain"
 
 
 def test_tampered_or_missing_weights_are_refused(tmp_path):
@@ -35,7 +35,7 @@ def test_tampered_or_missing_weights_are_refused(tmp_path):
     model_file.write_bytes(bytes(data))
     with pytest.raises(SourceModelError, match="does not match its manifest"):
         load_source_model_from(model_file, manifest_file)
-    with pytest.raises(SourceModelError, match="python -m tl_core.pretrain"):
+    with pytest.raises(SourceModelError, match="python -m tl_core.models.pretrain"):
         load_source_model_from(tmp_path / "missing.pt", manifest_file)
 
 
@@ -46,7 +46,7 @@ def test_pickled_code_is_not_executed(tmp_path):
 
     model_file, manifest_file = tmp_path / "m.pt", tmp_path / "m.json"
     torch.save({"x": Evil()}, model_file)
-    from tl_core.source import sha256_of
+    from tl_core.models.source import sha256_of
 
     manifest = json.loads(MANIFEST_FILE.read_text()) | {"sha256": sha256_of(model_file)}
     manifest_file.write_text(json.dumps(manifest))

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from tl_core.models import ShapesNet
-from tl_core.tracking import GradTracker
+from tl_core.models.networks import ShapesNet
+from tl_core.training.tracking import GradTracker
 
 
 def _groups(model: ShapesNet) -> dict[str, list[torch.nn.Parameter]]:
@@ -61,7 +61,7 @@ def test_update_ratio_is_sampled_every_n_steps():
 
 
 def test_squared_norms_of_large_and_channels_last_tensors_match_torch():
-    from tl_core.tracking import _squared_norms
+    from tl_core.training.tracking import _squared_norms
 
     torch.manual_seed(0)
     tensors = [torch.randn(3), torch.randn(64, 64, 3, 3).contiguous(memory_format=torch.channels_last),

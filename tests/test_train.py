@@ -7,11 +7,11 @@ import threading
 import pytest
 import torch
 
-from tl_core.models import ShapesNet
-from tl_core.plan import make_plan
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.source import load_source_model
-from tl_core.train import train
+from tl_core.models.networks import ShapesNet
+from tl_core.training.plan import make_plan
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.models.source import load_source_model
+from tl_core.training.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +157,8 @@ def test_bad_data_is_refused_before_training(source, tiny):
 
 
 def test_inception_trains_its_aux_head_at_299_pixels_and_caches_without_it():
-    from tl_core.models import build_model
-    from tl_core.train import TensorData
+    from tl_core.models.networks import build_model
+    from tl_core.training.trainer import TensorData
 
     data = TensorData(torch.rand(4, 3, 32, 32), torch.arange(4) % 2, ("a", "b"))
     base = build_model("inception_v3", 10)

@@ -1,4 +1,4 @@
-"""Tests for tl_core.weights and tl_core.fetch_weights: offline cache lookups, loading, checking, the CLI.
+"""Tests for tl_core.models.weights and tl_core.models.fetch_weights: offline cache lookups, loading, checking, the CLI.
 
 Every test runs with TORCH_HOME in its own temporary folder and with urllib's urlopen replaced, so nothing can
 touch the network; the weights files are made here from randomly initialised models.
@@ -18,8 +18,10 @@ import torch
 import torchvision
 from PIL import Image
 
-from tl_core import fetch_weights, weights
-from tl_core.weights import (WeightsUnavailable, imagenet_predict, imagenet_weights, load_imagenet_model,
+from tl_core.models import fetch_weights
+
+from tl_core.models import weights
+from tl_core.models.weights import (WeightsUnavailable, imagenet_predict, imagenet_weights, load_imagenet_model,
                              load_state_dict_file, weights_status)
 
 MARKS: list[str] = []
@@ -90,7 +92,7 @@ def test_status_of_missing_weights_names_file_and_folder(tmp_path: Path) -> None
     assert 5 < s.size_mb < 20 and s.url.endswith(s.filename)
     text = s.how_to_get()
     assert s.filename in text and str(cache_folder(tmp_path)) in text
-    assert "python -m tl_core.fetch_weights mobilenet_v3_small" in text
+    assert "python -m tl_core.models.fetch_weights mobilenet_v3_small" in text
     assert f"{s.size_mb:.1f} MB" in text
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from tl_core import palette
-from tl_core.plan import STRATEGIES, Plan
-from tl_core.records import EpochRecord, EventRecord, Evaluation, RunResult, StartRecord, StepRecord
+from tl_core.training.plan import STRATEGIES, Plan
+from tl_core.training.records import EpochRecord, EventRecord, Evaluation, RunResult, StartRecord, StepRecord
 
 LIVE_REFRESH_S = 0.5  # seconds between live redraws of a running job's charts (the pages' fragment, the UI bench)
 MAX_HEATMAP_COLUMNS = 200  # longer runs are binned into this many columns of the gradient heatmap
@@ -663,7 +663,7 @@ def _lane_style(key: str, i: int) -> tuple[str, str]:
 
 
 def race_histories(items: Iterable[tuple[str, Any]]) -> dict[str, History]:
-    """(lane key, record) pairs, as emitted by tl_core.race.run_race, -> one History per lane in race order."""
+    """(lane key, record) pairs, as emitted by tl_core.experiments.race.run_race, -> one History per lane in race order."""
     out: dict[str, History] = {}
     for lane, rec in items:
         out.setdefault(lane, History()).add(rec)
@@ -773,7 +773,7 @@ def race_heatmaps_chart(histories: dict[str, History], *,
 
 
 def race_rows_for_display(rows: list[dict]) -> list[dict]:
-    """tl_core.race.race_table rows, with readable column names, for a table."""
+    """tl_core.experiments.race.race_table rows, with readable column names, for a table."""
     return [{"Rank": i + 1, "Strategy": r["strategy"], "Validation accuracy": r["accuracy"],
              "Wall time (s)": r["wall_s"], "Trainable parameters": r["trainable_params"],
              "Total parameters": r["total_params"], "Status": r["status"]} for i, r in enumerate(rows)]
@@ -783,7 +783,7 @@ def race_verdict(rows: list[dict], predicted: str | None) -> str:
     """One sentence comparing the learner's prediction with the result.
 
     Args:
-        rows: tl_core.race.race_table rows, best accuracy first.
+        rows: tl_core.experiments.race.race_table rows, best accuracy first.
         predicted: The lane key the learner picked before the start.
 
     Returns:

@@ -1,7 +1,7 @@
 """A learner's own images on their way to a run: upload checks, image size, default plan, report chart, the job.
 
 The own-data page keeps the learner's files in the session, checks each addition here before it is kept (so a bad
-batch never spoils what is already there), decodes the images (tl_core.owndata) at the size the chosen architecture
+batch never spoils what is already there), decodes the images (tl_core.data.own) at the size the chosen architecture
 needs, shows the validation report, and hands a plan plus the dataset to `own_train_job`, which splits it class by
 class and trains on a job-manager worker thread. No streamlit here.
 """
@@ -15,15 +15,17 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import nn
 
-from tl_core import estimate, palette
-from tl_core.archs import get_spec
+from tl_core.training import estimate
+
+from tl_core import palette
+from tl_core.models.registry import get_spec
 from tl_core.figures import FONT, Chart
-from tl_core.jobs import JobContext
-from tl_core.owndata import MIN_PER_CLASS, OwnDataset, ValidationReport, stratified_split
-from tl_core.plan import Plan, make_plan
-from tl_core.records import RunResult
-from tl_core.safe_io import Limits, UnsafeInput
-from tl_core.train import TensorData, train
+from tl_core.jobs.manager import JobContext
+from tl_core.data.own import MIN_PER_CLASS, OwnDataset, ValidationReport, stratified_split
+from tl_core.training.plan import Plan, make_plan
+from tl_core.training.records import RunResult
+from tl_core.data.safe_io import Limits, UnsafeInput
+from tl_core.training.trainer import TensorData, train
 
 SHAPES_SIZE = 32  # the built-in network's input side
 DEFAULT_VAL_FRACTION = 0.2  # share of each class held out for validation
@@ -136,7 +138,7 @@ def default_strategy(arch: str, on_cpu: bool) -> str:
 
 
 def is_cached(plan: Plan) -> bool:
-    """Whether the trainer computes the frozen body's features once for this plan (as tl_core.estimate assumes)."""
+    """Whether the trainer computes the frozen body's features once for this plan (as tl_core.training.estimate assumes)."""
     return plan.strategy in CACHED_STRATEGIES and not plan.augment and plan.bn_policy == "eval"
 
 
@@ -158,7 +160,7 @@ def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: 
 
     Args:
         arch: A registry key.
-        strategy: A key of tl_core.plan.STRATEGIES.
+        strategy: A key of tl_core.training.plan.STRATEGIES.
         n_train: Training images after the split.
         n_classes: Classes in the data.
         epochs: Passes over the training data (raised to reach the plan's minimum steps).
@@ -292,7 +294,7 @@ def similarity_job(ds: OwnDataset, seed: int = 0) -> Callable[[JobContext], tupl
         fn(ctx) for JobManager.submit; its result is (SimilarityReport, Placement), or a sentence saying why not.
     """
     def fn(ctx: JobContext) -> tuple | str:
-        from tl_core import shapes
+        from tl_core.data import shapes
         from tl_core.experiments.similarity import measure_similarity, place_on_quadrant
 
         try:

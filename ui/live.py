@@ -1,7 +1,7 @@
 """Streamlit helpers for a page's background job: start, stop, pick up the result, and the live-redrawing fragment.
 
 A page owns one job "slot" ("train", "race"). Its session-state keys:
-    "<slot>.job"     id of the slot's latest job in tl_core.jobs' process-wide manager (int or None)
+    "<slot>.job"     id of the slot's latest job in tl_core.jobs.manager' process-wide manager (int or None)
     "<slot>.result"  the latest finished (or stopped) job's result; kept across page switches
     "<slot>.error"   why the latest job could not run or failed, for the learner (str or None)
     "<slot>.done"    id of the job whose outcome is in "<slot>.result" / "<slot>.error"
@@ -33,8 +33,8 @@ from typing import Any
 import streamlit as st
 
 from tl_core import figures
-from tl_core.records import RunResult
-from tl_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
+from tl_core.training.records import RunResult
+from tl_core.jobs.manager import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
 from ui import render, session
 
 LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job runs
@@ -133,7 +133,7 @@ def start(slot: str, fn: Callable[[JobContext], Any], label: str) -> Job | None:
 
     Args:
         slot: The page's slot.
-        fn: The job function (see tl_core.runs).
+        fn: The job function (see tl_core.jobs.work).
         label: What the job is, shown in queue messages; prefixed with the slot.
 
     Returns:
@@ -249,7 +249,7 @@ def draw_run(job: Job, records: list[Any], key_prefix: str, n_classes: int | Non
 
     Args:
         job: The running job.
-        records: Its buffer snapshot (tl_core.records).
+        records: Its buffer snapshot (tl_core.training.records).
         key_prefix: Prefix of the charts' element keys, e.g. "train.live.".
         n_classes: Number of classes, to compare accuracy with chance; optional.
     """

@@ -1,7 +1,7 @@
 """The pretrained models the pages share, loaded once per server process with st.cache_resource (read-only).
 
 Every session gets the same objects: nothing may train or modify them. The trainer deep-copies a base model before
-training (tl_core.train.build_for_plan), and inference helpers only run them in eval mode. Nothing here downloads:
+training (tl_core.training.trainer.build_for_plan), and inference helpers only run them in eval mode. Nothing here downloads:
 ImageNet weights come from the local torch hub cache only.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import streamlit as st
 from torch import nn
 
-from tl_core.source import SourceModel, load_source_model
-from tl_core.weights import load_imagenet_model
+from tl_core.models.source import SourceModel, load_source_model
+from tl_core.models.weights import load_imagenet_model
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the ImageNet weights from this server's cache…")

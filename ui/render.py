@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tl_core import palette
-from tl_core.decisions import LOTS_PER_CLASS, SIMILAR_AT, layer_roles, plan_takeaway, recommend
-from tl_core.plan import STRATEGIES, Plan
+from tl_core.teaching.decisions import LOTS_PER_CLASS, SIMILAR_AT, layer_roles, plan_takeaway, recommend
+from tl_core.training.plan import STRATEGIES, Plan
 
 if TYPE_CHECKING:  # pandas costs a quarter of a second to import: only pages that draw tables pay it
     import pandas as pd

@@ -4,7 +4,7 @@ Streamlit has no public "session ended" hook, so one daemon thread per server pr
 `st.cache_resource`) checks every REAP_EVERY_S seconds which of the sessions it knows are still connected
 (`streamlit.runtime.get_instance().is_active_session`). A session that has been gone for GRACE_S seconds (longer
 than the two minutes Streamlit keeps a disconnected session for a reconnect) loses its temp folder
-(`tl_core.safe_io.remove_session_dir`) and its jobs are cancelled and forgotten (`tl_core.jobs`).
+(`tl_core.data.safe_io.remove_session_dir`) and its jobs are cancelled and forgotten (`tl_core.jobs.manager`).
 
 A browser reload starts a new session that may take over a job of the old one (ui.live's `?run=` URL). The new
 session then `claim`s the old owner, and the old owner's jobs are kept for as long as a claiming session lives.
@@ -27,7 +27,7 @@ import streamlit as st
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tl_core.safe_io import remove_session_dir, session_dir
+from tl_core.data.safe_io import remove_session_dir, session_dir
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -118,7 +118,7 @@ def clean_session(sid: str, remove_dir: Callable[[str], None] = remove_session_d
 
     Args:
         sid: The session id.
-        remove_dir: Deletes the session's folder (default: tl_core.safe_io.remove_session_dir).
+        remove_dir: Deletes the session's folder (default: tl_core.data.safe_io.remove_session_dir).
         cancel_owner: Cancels the session's jobs, returning how many (default: the job manager's).
         forget: Drops the session's finished jobs (default: the job manager's).
 
@@ -126,7 +126,7 @@ def clean_session(sid: str, remove_dir: Callable[[str], None] = remove_session_d
         How many active jobs were cancelled.
     """
     if cancel_owner is None or forget is None:
-        from tl_core.jobs import get_manager
+        from tl_core.jobs.manager import get_manager
 
         mgr = get_manager()
         cancel_owner = cancel_owner or mgr.cancel_owner
@@ -231,7 +231,7 @@ def track(claim_jobs: Iterable[int | None] = ()) -> str:
     reaper.register(sid)
     ids = [j for j in claim_jobs if j is not None]
     if ids:
-        from tl_core.jobs import get_manager
+        from tl_core.jobs.manager import get_manager
 
         mgr = get_manager()
         for jid in ids:

@@ -2,7 +2,7 @@
 
 Keys are namespaced by owner: "plan", "seed" and "data.*" are app-wide; "matrix.*" and "quadrant.*"
 belong to the decision pages; "class.*" holds the classroom controls (the projector view, the class link last
-applied), and "race.preset" the class preset whose lanes the race page runs (tl_core.presets). Widgets whose answers must survive a trip to another page are created
+applied), and "race.preset" the class preset whose lanes the race page runs (tl_core.classroom.presets). Widgets whose answers must survive a trip to another page are created
 with `persist_state=PERSIST` (Streamlit otherwise drops a widget's key when its page is not shown).
 
 Pages call `init_state()` too, although app.py already has. Because this app keeps its pages in a folder
@@ -18,8 +18,8 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core.plan import Plan, make_plan
-from tl_core.presets import URL_PRESET, URL_SEED, URL_VIEW, Preset, get_preset, parse_scenario
+from tl_core.training.plan import Plan, make_plan
+from tl_core.classroom.presets import URL_PRESET, URL_SEED, URL_VIEW, Preset, get_preset, parse_scenario
 
 PERSIST = "session"  # pass as persist_state= to keep a widget's value across page switches (needs key=)
 
@@ -49,9 +49,9 @@ DEFAULTS: dict[str, Any | Callable[[], Any]] = {
     "quadrant.similarity": DEFAULT_SIMILARITY,  # shapes world: similarity to the source, 0..1
     "quadrant.own_n": 50,  # own problem: labelled images per class
     "quadrant.own_similar": "similar",  # own problem: "similar" or "different"
-    "quadrant.arch": "shapesnet",  # architecture, a key of tl_core.archs.ARCHS
+    "quadrant.arch": "shapesnet",  # architecture, a key of tl_core.models.registry.ARCHS
     # classroom (app.py, pages/instructor.py, pages/race.py)
-    "race.preset": None,  # key of the class preset whose lanes the race runs (tl_core.presets), or None
+    "race.preset": None,  # key of the class preset whose lanes the race runs (tl_core.classroom.presets), or None
     "class.projector": False,  # projector view: only the race, large, no sidebar (sidebar toggle; ?view=projector)
     "class.link": None,  # the (preset, seed, view) query parameters last applied: a link applies once per session
     "class.link_problems": (),  # why parts of that link were refused, for the learner

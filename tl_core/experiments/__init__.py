@@ -92,7 +92,7 @@ class Reporter:
 class Demo:
     """One runnable experiment for a setting of the domain-and-task matrix."""
 
-    key: str  # the setting's key in tl_core.decisions (e.g. "domain_adaptation")
+    key: str  # the setting's key in tl_core.teaching.decisions (e.g. "domain_adaptation")
     title: str  # tab or section title
     module: str  # module of tl_core.experiments that runs it
     function: str  # the function in that module: fn(*, seed, on_record, cancel, **params) -> result
@@ -138,7 +138,7 @@ DEMOS: dict[str, Demo] = {d.key: d for d in (
 
 
 def demo_for(setting_key: str) -> Demo | None:
-    """The demo for a setting of tl_core.decisions, or None when the setting has none (e.g. "none")."""
+    """The demo for a setting of tl_core.teaching.decisions, or None when the setting has none (e.g. "none")."""
     return DEMOS.get(setting_key)
 
 

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import shapes
+from tl_core.data import shapes
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import (accuracy, batches, channels_last, check_float, check_int, check_seed, encode,
                                         encoder, median_bandwidth, mmd2, source_net, tensors)
-from tl_core.models import ShapesNet
+from tl_core.models.networks import ShapesNet
 
 LOOKS = {  # target look key -> (shift, styles, description)
     "outline": (0.0, ("outline",), "outlines only"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tl_core import shapes
+from tl_core.data import shapes
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import check_float, check_int, check_seed, encode, encoder, fresh_net, source_net
 

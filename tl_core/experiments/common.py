@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import shapes
-from tl_core.models import ShapesNet
+from tl_core.data import shapes
+from tl_core.models.networks import ShapesNet
 
 BODY = ("block1", "block2", "block3", "block4")  # ShapesNet's body groups, input to output
 FEATURE_BATCH = 256  # images per forward pass when extracting features
@@ -66,7 +66,7 @@ def tensors(spec: shapes.WorldSpec, n_per_class: int, seed: int, split: str) -> 
 # ---- models and features ----------------------------------------------------------------------------------------
 def source_net() -> ShapesNet:
     """A private copy of the shipped source model (ShapesNet pretrained on the six source shapes), in eval mode."""
-    from tl_core.source import load_source_model
+    from tl_core.models.source import load_source_model
 
     return copy.deepcopy(load_source_model().model).eval()
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tl_core import shapes
+from tl_core.data import shapes
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import (BODY, accuracy, check_float, check_int, check_seed, encode, encoder,
                                         fit_linear, source_net)

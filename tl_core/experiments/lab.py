@@ -1,10 +1,10 @@
 """The quadrant lab: the size-versus-similarity rules measured, and the "cut at layer n" experiment.
 
 The sweep trains every chosen strategy on every (images per class, similarity, seed) cell with the engine's
-trainer (`tl_core.race`: the same lanes, data and seeds as the Race page), reports every finished lane as it
+trainer (`tl_core.experiments.race`: the same lanes, data and seeds as the Race page), reports every finished lane as it
 happens so the heatmap fills in live, and keeps finished sweeps in a small process-wide cache keyed by their
 configuration. `heatmap` turns lanes into the picture: the winner per cell, each strategy's accuracy, and the
-seed course's advice for that cell (`tl_core.decisions.recommend`) next to what was measured, disagreements
+seed course's advice for that cell (`tl_core.teaching.decisions.recommend`) next to what was measured, disagreements
 included.
 
 "Cut at layer n" follows Yosinski et al. (2014), "How transferable are features in deep neural networks?":
@@ -20,13 +20,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tl_core.decisions import classify_similarity, classify_size, recommend
+from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
 from tl_core.experiments import Cancelled, OnRecord, Reporter
 from tl_core.experiments.common import BODY, check_float, check_int, check_seed
-from tl_core.plan import STRATEGIES, make_plan
-from tl_core.race import SweepCell, race_lanes, run_race
-from tl_core.records import StartRecord, StepRecord
-from tl_core.scenarios import DataSpec, make_data
+from tl_core.training.plan import STRATEGIES, make_plan
+from tl_core.experiments.race import SweepCell, race_lanes, run_race
+from tl_core.training.records import StartRecord, StepRecord
+from tl_core.data.datasets import DataSpec, make_data
 
 LAB_STRATEGIES = ("feature_extract", "finetune_top", "finetune_all", "scratch", "early_classifier")  # every advice
 DEFAULT_SIZES = (20, 200)  # one "little" and one "lots" size (twice the line): the quadrant's two rows, ~25 s
@@ -45,7 +45,7 @@ class LabConfig:
 
     sizes: tuple[int, ...] = DEFAULT_SIZES  # labelled target images per class
     similarities: tuple[float, ...] = DEFAULT_SIMILARITIES  # target similarity to the source (0..1)
-    strategies: tuple[str, ...] = LAB_STRATEGIES  # keys of tl_core.plan.STRATEGIES
+    strategies: tuple[str, ...] = LAB_STRATEGIES  # keys of tl_core.training.plan.STRATEGIES
     seeds: tuple[int, ...] = (0,)  # each seed redraws the data and the initial weights
     n_val_per_class: int = 50  # held-out images per class for each cell's accuracy
 
@@ -166,7 +166,7 @@ def run_lab_sweep(config: LabConfig | None = None, *, base: Any = None, use_cach
             rep.progress(1.0, "Loaded the finished sweep from the cache.")
             return hit
     if base is None:
-        from tl_core.source import load_source_model
+        from tl_core.models.source import load_source_model
 
         base = load_source_model().model
     total = config.n_lanes
@@ -222,7 +222,7 @@ class HeatCell:
     seeds_done: dict[str, int]  # strategy -> finished seeds
     winner: str | None  # best mean accuracy among strategies with every seed done; None while incomplete
     best: float | None  # the winner's accuracy
-    advice: str  # the seed course's strategy for this cell (tl_core.decisions.recommend)
+    advice: str  # the seed course's strategy for this cell (tl_core.teaching.decisions.recommend)
     advice_label: str  # the cell's headline, e.g. "Fine-tune only final layers"
     advice_accuracy: float | None  # the advice's measured accuracy; None if it was not swept or is pending
     agrees: bool | None  # advice within AGREE_TOLERANCE of the winner; None while the cell is incomplete
@@ -341,7 +341,7 @@ def run_cut_depth(*, n_per_class: int = 20, similarities: tuple[float, ...] = (1
         ValueError: If an argument is out of range.
         Cancelled: If the cancel event was set.
     """
-    from tl_core.train import train
+    from tl_core.training.trainer import train
 
     t0 = time.perf_counter()
     n_per_class = check_int("n_per_class", n_per_class, 2, 500)
@@ -350,7 +350,7 @@ def run_cut_depth(*, n_per_class: int = 20, similarities: tuple[float, ...] = (1
     sims = tuple(check_float("similarity", s, 0.0, 1.0) for s in similarities)
     seeds = tuple(check_seed(s) for s in seeds)
     if base is None:
-        from tl_core.source import load_source_model
+        from tl_core.models.source import load_source_model
 
         base = load_source_model().model
     rep = Reporter(on_record, cancel)

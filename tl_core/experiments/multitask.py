@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import shapes
+from tl_core.data import shapes
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import (BODY, accuracy, batches, channels_last, check_int, check_seed, cosine, encoder,
                                         fresh_net)

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import shapes
+from tl_core.data import shapes
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import (accuracy, batches, channels_last, check_float, check_int, check_seed, cosine,
                                         encode, encoder, fit_linear, fresh_net, source_net, tensors)
-from tl_core.models import ShapesNet
+from tl_core.models.networks import ShapesNet
 
 PRETEXTS = ("geometry", "autoencoder")
 GEOMETRY_TARGETS = ("log area", "log compactness", "elongation", "spread")  # what the geometry pretext predicts

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tl_core import shapes
-from tl_core.decisions import classify_similarity, classify_size, recommend
+from tl_core.data import shapes
+from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import (check_int, check_seed, encode, encoder, fit_linear, median_bandwidth, mmd2,
                                         source_net)
@@ -73,7 +73,7 @@ class SimilarityReport:
     mmd2: float  # squared MMD between the two sets' pooled features (RBF kernel, calibration bandwidth)
     domain_accuracy: float  # held-out accuracy of a classifier telling the sets apart (0.5 = indistinguishable)
     classifier_similarity: float  # 2 * (1 - domain_accuracy), clipped to [0, 1]: the classifier's own reading
-    verdict: str  # "similar" or "different" (tl_core.decisions.classify_similarity)
+    verdict: str  # "similar" or "different" (tl_core.teaching.decisions.classify_similarity)
     explanation: str  # what the numbers mean, in two sentences
     n_a: int  # images of the first set used
     n_b: int  # images of the second set used
@@ -89,7 +89,7 @@ class Placement:
     similarity: float  # measured similarity
     size: str  # "lots" or "little"
     verdict: str  # "similar" or "different"
-    strategy: str  # the recommended strategy key (tl_core.plan.STRATEGIES)
+    strategy: str  # the recommended strategy key (tl_core.training.plan.STRATEGIES)
     label: str  # the cell's headline, e.g. "Fine-tune only final layers"
     explanation: str  # why, in a sentence
 
@@ -362,7 +362,7 @@ def shapes_target_check(similarity: float, n_per_class: int, seed: int = 0, *, o
     Returns:
         {"true", "world", "n", "report", "placement", "check"}.
     """
-    from tl_core import shapes
+    from tl_core.data import shapes
     from tl_core.experiments import Reporter
 
     rep = Reporter(on_record, cancel)

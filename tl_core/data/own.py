@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tl_core.safe_io import Limits, UnsafeInput, decode_image, safe_extract_zip, session_dir
+from tl_core.data.safe_io import Limits, UnsafeInput, decode_image, safe_extract_zip, session_dir
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -8,9 +8,9 @@ import textwrap
 import torch
 from torch import nn
 
-from tl_core import models
-from tl_core.archs import get_spec
-from tl_core.plan import STRATEGIES, Plan
+from tl_core.models import networks as models
+from tl_core.models.registry import get_spec
+from tl_core.training.plan import STRATEGIES, Plan
 
 
 def group_prefixes(arch: str) -> dict[str, list[str]]:

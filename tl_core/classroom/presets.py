@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from tl_core.plan import STRATEGIES, Plan, make_plan
-from tl_core.records import RunResult
+from tl_core.training.plan import STRATEGIES, Plan, make_plan
+from tl_core.training.records import RunResult
 
 if TYPE_CHECKING:  # torch-importing modules, for type hints only
-    from tl_core.race import Lane
-    from tl_core.scenarios import DataSpec
+    from tl_core.experiments.race import Lane
+    from tl_core.data.datasets import DataSpec
 
 MAX_SEED = 2**31 - 1  # the largest seed the app accepts (the sidebar's maximum)
 ARCH = "shapesnet"  # presets race the built-in network: seconds per lane on a laptop, no downloads
@@ -35,7 +35,7 @@ class PresetLane:
 
     key: str  # unique within the preset; equal to the strategy key when the lane is that strategy's default plan
     label: str  # shown in legends, tables and the prediction choices
-    strategy: str  # a key of tl_core.plan.STRATEGIES
+    strategy: str  # a key of tl_core.training.plan.STRATEGIES
     overrides: tuple[tuple[str, Any], ...] = ()  # Plan fields changed from make_plan's defaults, as (name, value)
 
     def plan(self, seed: int, arch: str = ARCH) -> Plan:
@@ -77,20 +77,20 @@ class Preset:
 
     @property
     def advice(self) -> str:
-        """The course's advice for this preset's corner of the size-vs-similarity quadrant (tl_core.decisions)."""
-        from tl_core.decisions import classify_similarity, classify_size, recommend
+        """The course's advice for this preset's corner of the size-vs-similarity quadrant (tl_core.teaching.decisions)."""
+        from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
 
         return recommend(classify_size(self.n_per_class), classify_similarity(self.similarity)).label
 
     def data_spec(self, seed: int) -> DataSpec:
-        """The preset's target data for a seed (imports tl_core.scenarios, and with it torch)."""
-        from tl_core.scenarios import DataSpec
+        """The preset's target data for a seed (imports tl_core.data.datasets, and with it torch)."""
+        from tl_core.data.datasets import DataSpec
 
         return DataSpec(n_per_class=self.n_per_class, similarity=self.similarity, seed=seed)
 
     def race_lanes(self, seed: int, arch: str = ARCH) -> list[Lane]:
-        """The preset's lanes as tl_core.race lanes (imports torch)."""
-        from tl_core.race import Lane
+        """The preset's lanes as tl_core.experiments.race lanes (imports torch)."""
+        from tl_core.experiments.race import Lane
 
         return [Lane(lane.key, lane.label, lane.plan(seed, arch)) for lane in self.lanes]
 

@@ -1,7 +1,7 @@
 """Command line: fill the torch hub cache with ImageNet weights on a connected machine, for copying to a server.
 
-    python -m tl_core.fetch_weights resnet18 mobilenet_v3_small   # download (with a progress line)
-    python -m tl_core.fetch_weights --list                        # what is cached here, and where
+    python -m tl_core.models.fetch_weights resnet18 mobilenet_v3_small   # download (with a progress line)
+    python -m tl_core.models.fetch_weights --list                        # what is cached here, and where
 
 Offline, it fails with one clear line and exit code 1.
 """
@@ -38,7 +38,7 @@ class _Progress:
 
 
 def _list(out: TextIO) -> int:
-    from tl_core.weights import cache_dir, torchvision_archs, weights_status
+    from tl_core.models.weights import cache_dir, torchvision_archs, weights_status
 
     out.write(f"Cache folder: {cache_dir()}\n")
     for arch in torchvision_archs():
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     parser = argparse.ArgumentParser(
-        prog="python -m tl_core.fetch_weights",
+        prog="python -m tl_core.models.fetch_weights",
         description="Download torchvision ImageNet weights into the torch hub cache, to copy to an offline server.")
     parser.add_argument("archs", nargs="*", help="architectures, for example resnet18 mobilenet_v3_small")
     parser.add_argument("--list", action="store_true", help="show which weights are cached and where")
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         err.write("error: name at least one architecture, or use --list.\n")
         return 1
 
-    from tl_core.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
+    from tl_core.models.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
 
     known = torchvision_archs()
     unknown = [a for a in args.archs if a not in known]

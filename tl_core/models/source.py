@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from tl_core.models import ShapesNet, count_params
+from tl_core.models.networks import ShapesNet, count_params
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MODEL_FILE = ASSETS / "source_model.pt"
 MANIFEST_FILE = ASSETS / "source_model.json"
-REBUILD_HINT = "Recreate it with: python -m tl_core.pretrain"
+REBUILD_HINT = "Recreate it with: python -m tl_core.models.pretrain"
 
 
 class SourceModelError(RuntimeError):

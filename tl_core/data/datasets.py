@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from tl_core import shapes
-from tl_core.train import TensorData
+from tl_core.data import shapes
+from tl_core.training.trainer import TensorData
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from tl_core.plan import Plan
+from tl_core.training.plan import Plan
 
 
 @dataclass

@@ -270,8 +270,8 @@ def torchvision_dense_block(arch: str = "densenet121", block: int = 1) -> Torchv
     Raises:
         ValueError: If `arch` is not a DenseNet of the registry or the block does not exist.
     """
-    from tl_core.arch_summary import build_meta_model
-    from tl_core.archs import get_spec
+    from tl_core.models.summary import build_meta_model
+    from tl_core.models.registry import get_spec
 
     if get_spec(arch).family != "densenet":
         raise ValueError(f"{arch} is not a DenseNet; pick densenet121.")
@@ -336,7 +336,7 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 
 def source_filter_grid() -> np.ndarray:
     """The shipped source model's 16 first-layer 3×3 filters (block1's conv), as an enlarged uint8 grid."""
-    from tl_core.source import load_source_model
+    from tl_core.models.source import load_source_model
 
     return filter_grid(load_source_model().model.block1[0].weight)
 
@@ -351,11 +351,11 @@ def imagenet_filter_grid(arch: str) -> np.ndarray:
         (H, W, 3) uint8 grid.
 
     Raises:
-        tl_core.weights.WeightsUnavailable: If the weights are not on this machine (its status.how_to_get()
+        tl_core.models.weights.WeightsUnavailable: If the weights are not on this machine (its status.how_to_get()
             explains the fix).
         ValueError: If the cached file is damaged, or `arch` is not a torchvision architecture.
     """
-    from tl_core.weights import load_imagenet_model
+    from tl_core.models.weights import load_imagenet_model
 
     model = load_imagenet_model(arch)
     return filter_grid(first_conv(model).weight)

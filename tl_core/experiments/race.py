@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from tl_core.plan import STRATEGIES, Plan, make_plan
-from tl_core.records import Record, RunResult
-from tl_core.scenarios import DataSpec, fit_batch_size, make_data
-from tl_core.train import TensorData, train
+from tl_core.training.plan import STRATEGIES, Plan, make_plan
+from tl_core.training.records import Record, RunResult
+from tl_core.data.datasets import DataSpec, fit_batch_size, make_data
+from tl_core.training.trainer import TensorData, train
 
 DEFAULT_RACE = ("feature_extract", "finetune_top", "finetune_all", "scratch")  # freeze vs fine-tune vs scratch
 SWEEP_SIZES = (10, 30, 100, 250)  # images per class: two "little", two "lots" (decisions.LOTS_PER_CLASS = 100)
@@ -57,7 +57,7 @@ def run_race(lanes: list[Lane], train_data: TensorData, val_data: TensorData, *,
         train_data / val_data: Shared by every lane.
         on_record: Called with (lane key, record) for every record.
         cancel: Stops the race.
-        **trainer_kwargs: Passed to `tl_core.train.train` (e.g. base, keep_weights).
+        **trainer_kwargs: Passed to `tl_core.training.trainer.train` (e.g. base, keep_weights).
 
     Returns:
         lane key -> result, for every lane that started.

@@ -1,6 +1,6 @@
 """Job functions the pages hand to the job manager: one training run, or a race, on shapes-world data.
 
-Each factory returns `fn(ctx)` for `tl_core.jobs.JobManager.submit`; it builds (or reuses) the data on the worker
+Each factory returns `fn(ctx)` for `tl_core.jobs.manager.JobManager.submit`; it builds (or reuses) the data on the worker
 thread, streams every record into `ctx.buffer` and stops when `ctx.cancel` is set.
 """
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from tl_core.jobs import JobContext
-from tl_core.plan import Plan
-from tl_core.race import Lane, run_race
-from tl_core.records import RunResult
-from tl_core.scenarios import DataSpec, make_data
-from tl_core.train import train
+from tl_core.jobs.manager import JobContext
+from tl_core.training.plan import Plan
+from tl_core.experiments.race import Lane, run_race
+from tl_core.training.records import RunResult
+from tl_core.data.datasets import DataSpec, make_data
+from tl_core.training.trainer import train
 
 
 @dataclass
@@ -57,7 +57,7 @@ def race_job(lanes: list[Lane], data: DataSpec, predicted: str | None) -> Callab
     """A job that races the lanes on the same data and seed; ctx.buffer receives (lane key, record) pairs.
 
     Args:
-        lanes: The competitors (tl_core.race.race_lanes).
+        lanes: The competitors (tl_core.experiments.race.race_lanes).
         data: The shapes-world target data.
         predicted: The learner's predicted winner (a lane key), returned with the outcome.
     """

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import models
-from tl_core.features import extract_features, measure_throughput
-from tl_core.plan import Plan
-from tl_core.train import build_for_plan, schedule_for
+from tl_core.models import networks as models
+from tl_core.models.features import extract_features, measure_throughput
+from tl_core.training.plan import Plan
+from tl_core.training.trainer import build_for_plan, schedule_for
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tl_core.archs import ArchSpec, get_spec
+from tl_core.models.registry import ArchSpec, get_spec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -227,7 +227,7 @@ def replace_head(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
 # ---- building ---------------------------------------------------------------------------------------
 def list_archs() -> list[str]:
     """Registry keys, the built-in network first."""
-    from tl_core.archs import ARCHS
+    from tl_core.models.registry import ARCHS
 
     return list(ARCHS)
 

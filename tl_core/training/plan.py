@@ -1,7 +1,7 @@
 """A transfer-learning plan: which weights to re-use, which layer groups to freeze, and how to train.
 
 Plain data, no torch import, so the decision pages can build and check plans cheaply. The trainer
-(`tl_core.train`) turns a Plan into a model, an optimizer and a run.
+(`tl_core.training.trainer`) turns a Plan into a model, an optimizer and a run.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tl_core.archs import ArchSpec, get_spec
+from tl_core.models.registry import ArchSpec, get_spec
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ MAX_BATCH = 4096
 class Plan:
     """Everything needed to reproduce one training run."""
 
-    arch: str = "shapesnet"  # registry key (tl_core.archs.ARCHS)
+    arch: str = "shapesnet"  # registry key (tl_core.models.registry.ARCHS)
     strategy: str = "finetune_top"  # key of STRATEGIES
     frozen: tuple[str, ...] = ("block1", "block2", "block3")  # frozen layer groups at the start
     cut_after: str | None = None  # early_classifier only: the last group kept before the new head

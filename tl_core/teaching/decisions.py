@@ -3,7 +3,7 @@
 Both follow the seed course. The matrix is Pan & Yang's taxonomy (Sinno Jialin Pan and Qiang Yang,
 "A Survey on Transfer Learning", IEEE TKDE 22(10), 2010) as the course draws it: a tree of yes/no
 questions about labels, domains and tasks. The quadrant maps "how much new data?" and "how similar
-to the source?" to one of the course's re-use strategies and to a concrete `tl_core.plan.Plan`.
+to the source?" to one of the course's re-use strategies and to a concrete `tl_core.training.plan.Plan`.
 No torch and no streamlit here, so the decision pages stay light and everything is unit-testable.
 """
 
@@ -13,8 +13,8 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from tl_core.archs import get_spec
-from tl_core.plan import Plan, make_plan
+from tl_core.models.registry import get_spec
+from tl_core.training.plan import Plan, make_plan
 
 # =================================================================================================
 # 1. The domain-and-task matrix
@@ -383,7 +383,7 @@ class Recommendation:
     size: str  # "lots" or "little"
     similarity: str  # "similar" or "different"
     bullets: tuple[str, str, str]  # the course's three bullets for this cell
-    strategy: str  # key of tl_core.plan.STRATEGIES
+    strategy: str  # key of tl_core.training.plan.STRATEGIES
     why: str  # the reasoning behind the advice
     caveat: str | None  # a practical warning, when there is one
 
@@ -510,7 +510,7 @@ def plan_for(size: str, similarity: str, arch: str = "shapesnet", seed: int = 0)
     Args:
         size: "lots" or "little".
         similarity: "similar" or "different".
-        arch: A key of tl_core.archs.ARCHS.
+        arch: A key of tl_core.models.registry.ARCHS.
         seed: Seeds weights, shuffling and augmentation.
 
     Returns:

@@ -2,7 +2,7 @@
 
 Every architecture declares its layer groups in forward order, from the stem to the head. The same
 names drive freezing, per-group learning rates, the rows of the gradient heatmap and the diagrams;
-`tl_core.models` maps each parameter of a real model onto one of them.
+`tl_core.models.networks` maps each parameter of a real model onto one of them.
 """
 
 from __future__ import annotations

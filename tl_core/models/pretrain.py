@@ -1,4 +1,4 @@
-"""Pretrain the shipped source model on the source shapes: `python -m tl_core.pretrain` writes assets/."""
+"""Pretrain the shipped source model on the source shapes: `python -m tl_core.models.pretrain` writes assets/."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from tl_core import shapes
-from tl_core.plan import make_plan
-from tl_core.source import MANIFEST_FILE, MODEL_FILE, load_source_model_from, sha256_of
-from tl_core.train import TensorData, train
+from tl_core.data import shapes
+from tl_core.training.plan import make_plan
+from tl_core.models.source import MANIFEST_FILE, MODEL_FILE, load_source_model_from, sha256_of
+from tl_core.training.trainer import TensorData, train
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def pretrain(recipe: Recipe = Recipe(), model_file: Path = MODEL_FILE, manifest_
     te_data = shapes.make_source(recipe.n_test_per_class, recipe.seed, "test")
     model_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(res.state_dict, model_file)
-    from tl_core.models import ShapesNet
+    from tl_core.models.networks import ShapesNet
 
     model = ShapesNet(len(tr.classes))
     model.load_state_dict(res.state_dict)
@@ -72,7 +72,7 @@ def pretrain(recipe: Recipe = Recipe(), model_file: Path = MODEL_FILE, manifest_
         "train_wall_s": round(res.wall_s, 1),
         "torch_version": torch.__version__.split("+")[0],
         "created": datetime.date.today().isoformat(),
-        "command": "python -m tl_core.pretrain",
+        "command": "python -m tl_core.models.pretrain",
     }
     manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
     load_source_model_from(model_file, manifest_file)  # round-trip check

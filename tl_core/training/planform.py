@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tl_core.archs import get_spec
-from tl_core.plan import Plan, make_plan
-from tl_core.scenarios import DataSpec, fit_batch_size
+from tl_core.models.registry import get_spec
+from tl_core.training.plan import Plan, make_plan
+from tl_core.data.datasets import DataSpec, fit_batch_size
 
 # Plan fields the form edits (the seed is app-wide and comes from the sidebar).
 FORM_FIELDS: tuple[str, ...] = ("arch", "strategy", "frozen", "cut_after", "lr", "bn_policy", "unfreeze_every",

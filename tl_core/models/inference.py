@@ -16,10 +16,12 @@ import torchvision
 from PIL import Image, ImageOps
 from torch import nn
 
-from tl_core import palette, shapes
-from tl_core.archs import get_spec
+from tl_core import palette
+
+from tl_core.data import shapes
+from tl_core.models.registry import get_spec
 from tl_core.figures import FONT, Chart
-from tl_core.weights import IMAGENET_CLASSES, imagenet_predict, imagenet_weights, load_state_dict_file
+from tl_core.models.weights import IMAGENET_CLASSES, imagenet_predict, imagenet_weights, load_state_dict_file
 
 SHAPES_SIZE = shapes.IMAGE_SIZE  # the shapes model's input side, in pixels
 SAMPLE_SCALE = 6  # nearest-neighbour upscaling of a 32x32 sample for display
@@ -81,7 +83,7 @@ def shapes_topk(image: Image.Image, k: int = 6, model: nn.Module | None = None,
         [(shape, probability), ...], most likely first.
     """
     if model is None or classes is None:
-        from tl_core.source import load_source_model
+        from tl_core.models.source import load_source_model
 
         src = load_source_model()
         model, classes = model or src.model, classes or src.classes
@@ -147,7 +149,7 @@ def head_size(state: dict[str, torch.Tensor]) -> int:
 def load_custom_weights(data: bytes, arch: str) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Check an uploaded state dict against an architecture, with ImageNet's head or any other head size.
 
-    The file is read by tl_core.weights.load_state_dict_file (weights_only=True, every key and shape checked).
+    The file is read by tl_core.models.weights.load_state_dict_file (weights_only=True, every key and shape checked).
     If only the head's size differs, it is checked again with the file's head size (a fine-tuned model).
 
     Args:
@@ -171,7 +173,7 @@ def load_custom_weights(data: bytes, arch: str) -> tuple[dict[str, torch.Tensor]
 
 
 def model_from_state_dict(arch: str, state: dict[str, torch.Tensor]) -> nn.Module:
-    """Build an architecture around a state dict already checked by tl_core.weights.load_state_dict_file.
+    """Build an architecture around a state dict already checked by tl_core.models.weights.load_state_dict_file.
 
     Args:
         arch: A torchvision architecture of the registry.
@@ -218,7 +220,7 @@ def weights_table() -> list[dict[str, object]]:
     Returns:
         One dict per architecture, in registry order.
     """
-    from tl_core.weights import torchvision_archs, weights_status
+    from tl_core.models.weights import torchvision_archs, weights_status
 
     rows = []
     for arch in torchvision_archs():
@@ -236,9 +238,9 @@ def sample_image(shape: str, seed: int = 0, styles: tuple[str, ...] = ()) -> Ima
     """A drawn 32x32 sample of any shape of the shapes world, for learners without image files.
 
     Args:
-        shape: One of tl_core.shapes.ALL_SHAPES (the six source shapes and the four target shapes).
+        shape: One of tl_core.data.shapes.ALL_SHAPES (the six source shapes and the four target shapes).
         seed: Picks the colour, size, position and rotation.
-        styles: Named styles from tl_core.shapes.STYLES ("outline", "inverted").
+        styles: Named styles from tl_core.data.shapes.STYLES ("outline", "inverted").
 
     Returns:
         An RGB PIL image of 32x32 pixels.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torchvision
 
-from tl_core.archs import ARCHS, get_spec
+from tl_core.models.registry import ARCHS, get_spec
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -81,7 +81,7 @@ class WeightsStatus:
             f"**ImageNet weights for `{self.arch}` are not on this machine.** The file `{self.filename}` "
             f"({self.size_mb:.1f} MB) is missing, and the app does not download it by itself.\n\n"
             f"1. On a computer with internet access and this project, run "
-            f"`python -m tl_core.fetch_weights {self.arch}` (or download {self.url} in a browser).\n"
+            f"`python -m tl_core.models.fetch_weights {self.arch}` (or download {self.url} in a browser).\n"
             f"2. Copy `{self.filename}` into this folder on the server: `{self.path.parent}`\n"
             f"3. Reload the page."
         )
@@ -98,7 +98,7 @@ class WeightsUnavailable(ValueError):
         self.status = status
         self.reason = reason
         msg = (f"ImageNet weights for {status.arch} are not on this machine ({status.filename}, "
-               f"{status.size_mb:.1f} MB). Run `python -m tl_core.fetch_weights {status.arch}` on a connected "
+               f"{status.size_mb:.1f} MB). Run `python -m tl_core.models.fetch_weights {status.arch}` on a connected "
                f"machine and copy the file into {status.path.parent}.")
         super().__init__(f"{reason} {msg}" if reason else msg)
 
@@ -363,7 +363,7 @@ def load_imagenet_model(arch: str, *, allow_download: bool = False,
         state = _fill_num_batches_tracked(state, expected)
     except ValueError as exc:
         raise ValueError(f"The cached file {status.path} cannot be used: {exc} Delete it and fetch it again "
-                         f"with `python -m tl_core.fetch_weights {arch}`.") from None
+                         f"with `python -m tl_core.models.fetch_weights {arch}`.") from None
     model.load_state_dict(state, strict=True, assign=True)  # the meta tensors are replaced by the loaded ones
     left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left:

@@ -14,15 +14,15 @@ import json
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from tl_core.archs import ARCHS, get_spec
-from tl_core.decisions import layer_roles
-from tl_core.plan import STRATEGIES, Plan, make_plan
+from tl_core.models.registry import ARCHS, get_spec
+from tl_core.teaching.decisions import layer_roles
+from tl_core.training.plan import STRATEGIES, Plan, make_plan
 
 if TYPE_CHECKING:
     from torch import nn
 
 IMAGENET_CLASSES = 1000  # the ILSVRC subset of ImageNet that torchvision's pretrained models classify
-TRAINING_ROLES = ("fine-tuned", "from scratch", "new head")  # roles of tl_core.decisions.layer_roles that train
+TRAINING_ROLES = ("fine-tuned", "from scratch", "new head")  # roles of tl_core.teaching.decisions.layer_roles that train
 NO_WEIGHTS = "no weights"  # the role shown for glue outside every layer group (pooling, flatten)
 
 
@@ -108,7 +108,7 @@ def family_cards() -> dict[str, FamilyCard]:
     """The card of every family in FAMILY_ORDER, with its registered variants (smallest first).
 
     Returns:
-        {family: FamilyCard}; every architecture of tl_core.archs.ARCHS appears in exactly one card.
+        {family: FamilyCard}; every architecture of tl_core.models.registry.ARCHS appears in exactly one card.
     """
     cards: dict[str, FamilyCard] = {}
     for family in FAMILY_ORDER:
@@ -132,7 +132,7 @@ class LayerRow:
 
     name: str  # the module's path in the model, for example "features.0"
     kind: str  # the module's class, for example "Conv2d"
-    group: str  # its layer group (tl_core.models.group_map); "" for parameter-free glue outside every group
+    group: str  # its layer group (tl_core.models.networks.group_map); "" for parameter-free glue outside every group
     output_shape: tuple[int, ...]  # output for one image, without the batch dimension, e.g. (64, 55, 55)
     params: int  # parameters the module itself owns
     macs: int  # multiply-accumulates for one image (Conv2d and Linear only; 0 for every other layer)
@@ -173,7 +173,7 @@ def default_num_classes(arch: str) -> int:
 
 
 def _source_manifest() -> dict[str, Any]:
-    from tl_core.source import MANIFEST_FILE
+    from tl_core.models.source import MANIFEST_FILE
 
     return json.loads(MANIFEST_FILE.read_text())
 
@@ -190,7 +190,7 @@ def build_meta_model(arch: str, num_classes: int | None = None) -> nn.Module:
     """
     import torch
 
-    from tl_core.models import build_model
+    from tl_core.models.networks import build_model
 
     with torch.device("meta"):
         model = build_model(arch, num_classes or default_num_classes(arch))
@@ -199,7 +199,7 @@ def build_meta_model(arch: str, num_classes: int | None = None) -> nn.Module:
 
 def _module_groups(model: nn.Module, arch: str) -> dict[int, str]:
     """Layer group of every module, by id: the stage it sits in, else the group of its own parameters."""
-    from tl_core.models import group_map, stages
+    from tl_core.models.networks import group_map, stages
 
     owner: dict[int, str] = {}
     for stage in stages(model, arch):

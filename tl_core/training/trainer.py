@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import models
-from tl_core.device import select_device
-from tl_core.features import cpu_bf16_supported, extract_features
-from tl_core.finetune import GroupedModel, build_optimizer, freeze, next_to_thaw, set_train_mode, thaw
-from tl_core.plan import Plan
-from tl_core.records import EpochRecord, Evaluation, EventRecord, Record, RunResult, StartRecord, StepRecord
-from tl_core.tracking import GradTracker
+from tl_core.models import networks as models
+from tl_core.training.device import select_device
+from tl_core.models.features import cpu_bf16_supported, extract_features
+from tl_core.training.freeze import GroupedModel, build_optimizer, freeze, next_to_thaw, set_train_mode, thaw
+from tl_core.training.plan import Plan
+from tl_core.training.records import EpochRecord, Evaluation, EventRecord, Record, RunResult, StartRecord, StepRecord
+from tl_core.training.tracking import GradTracker
 
 
 @dataclass
@@ -49,7 +49,7 @@ class TensorData:
                    torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), tuple(classes))
 
     @classmethod
-    def from_shapes(cls, data) -> TensorData:  # data: tl_core.shapes.ShapesData
+    def from_shapes(cls, data) -> TensorData:  # data: tl_core.data.shapes.ShapesData
         return cls.from_numpy(data.images, data.labels, data.classes)
 
 
@@ -65,13 +65,13 @@ def pretrained_base(arch: str) -> nn.Module:
     """The shared, read-only pretrained model for an architecture (never train it; the trainer copies it).
 
     Raises:
-        ValueError: (tl_core.weights.WeightsUnavailable) if ImageNet weights are not on this machine.
+        ValueError: (tl_core.models.weights.WeightsUnavailable) if ImageNet weights are not on this machine.
     """
     if arch == "shapesnet":
-        from tl_core.source import load_source_model
+        from tl_core.models.source import load_source_model
 
         return load_source_model().model
-    from tl_core.weights import load_imagenet_model
+    from tl_core.models.weights import load_imagenet_model
 
     return load_imagenet_model(arch)
 

@@ -1,0 +1,3 @@
+"""The classroom: class presets, share links and the commentary on a finished race.
+
+Importing the package is cheap and torch-free; its modules import what they need."""
