@@ -1,6 +1,6 @@
 """UI benchmark: how much the Train page's live redraws slow the default run down, and what one redraw costs.
 
-The live fragment rebuilds its charts from the job's record buffer every `tl_core.figures.LIVE_REFRESH_S` seconds
+The live fragment rebuilds its charts from the job's record buffer every `tl_core.live.LIVE_EVERY_S` seconds
 while the run trains on a worker thread, in the same process. Here a thread does the same work at the same rate
 (history from the buffer snapshot, progress, the three live charts, and their JSON as Streamlit serialises them),
 and the default run (the default plan on 20 images per class at similarity 0.8) is timed with and without it.
@@ -22,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from tl_core import figures  # noqa: E402
+from tl_core.jobs import progress
+from tl_core.training import history
+from ui import live
+from ui.charts import training
 from tl_core.training.plan import make_plan  # noqa: E402
 from tl_core.training.records import RecordBuffer  # noqa: E402
 from tl_core.data.datasets import DataSpec, make_data  # noqa: E402
@@ -38,9 +41,9 @@ def _figure(name: str, value: float, unit: str, **extra) -> dict:
 
 def redraw(buffer: RecordBuffer, started: float) -> None:
     """One live redraw, as the Train page's fragment does it (without the websocket)."""
-    h = figures.History.from_records(buffer.snapshot())
-    figures.progress(h, time.perf_counter() - started)
-    for chart in figures.live_charts(h).values():
+    h = history.History.from_records(buffer.snapshot())
+    progress.run_progress(h, time.perf_counter() - started)
+    for chart in training.live_charts(h).values():
         chart.fig.to_json()
 
 
@@ -57,7 +60,7 @@ def timed_run(with_redraws: bool, epochs: int = 10) -> tuple[float, list[float]]
             t = time.perf_counter()
             redraw(buffer, t0)
             costs.append(time.perf_counter() - t)
-            if stop.wait(figures.LIVE_REFRESH_S):
+            if stop.wait(live.LIVE_EVERY_S):
                 return
 
     thread = threading.Thread(target=redrawer, daemon=True) if with_redraws else None
@@ -109,7 +112,7 @@ def ui_training_slowdown(pairs: int = 8) -> list[dict]:
         redraw(full, t)
     full_ms = (time.perf_counter() - t) / 5 * 1000
     return [
-        _figure("ui_training_slowdown", ratio, "ratio", goal="<= 1.10", refresh_s=figures.LIVE_REFRESH_S, **details),
+        _figure("ui_training_slowdown", ratio, "ratio", goal="<= 1.10", refresh_s=live.LIVE_EVERY_S, **details),
         _figure("ui_training_slowdown_long_run", long_ratio, "ratio", goal="<= 1.10", epochs=LONG_EPOCHS,
                 **long_details),
         _figure("default_run_wall_s", details["plain_s"], "s", goal="<= 10"),

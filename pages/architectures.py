@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from tl_core import palette
-from tl_core.models.demos import (MAX_DEPTH, DenseGrowth, GradientFlow, TorchvisionDenseBlock, dense_growth,
-                                gradient_flow, gradient_takeaway, imagenet_filter_grid, measured_receptive_field,
+from tl_core.models.demos import (MAX_DEPTH, GradientFlow, TorchvisionDenseBlock, dense_growth,
+                                gradient_flow, imagenet_filter_grid, measured_receptive_field,
                                 source_filter_grid, stack_vs_large, torchvision_dense_block)
 from tl_core.models.summary import (FAMILY_ORDER, IMAGENET_NOTE, ArchSummary, comparison_table, family_cards,
                                   format_count, format_macs, group_table, group_takeaway, layer_table, plan_note,
                                   plan_on_arch, summarize, trainable_params)
-from tl_core.teaching.decisions import plan_takeaway
+from tl_core.teaching.plans import plan_takeaway
 from tl_core.models.weights import WeightsUnavailable, torchvision_archs
-from ui.render import FONT, ROLE_PATTERNS, chart, plan_groups_figure
+from ui.charts import architectures as arch_charts
+from ui.charts.decisions import plan_groups_chart
+from ui.render import show_chart
 from ui.state import PERSIST, current_plan, init_state
 
 CARDS = family_cards()
@@ -55,49 +55,6 @@ def _imagenet_filters(arch: str) -> np.ndarray:
     return imagenet_filter_grid(arch)  # WeightsUnavailable is raised, not cached
 
 
-# ---- figures --------------------------------------------------------------------------------------------------
-def _groups_figure(summary: ArchSummary, table: pd.DataFrame) -> go.Figure:
-    fig = go.Figure(go.Bar(
-        x=table["Group"], y=table["Parameters"], text=table["Role"], textposition="outside",
-        marker=dict(color=table["Role"].map(palette.ROLE_COLOURS), line=dict(color=palette.BLACK, width=1),
-                    pattern=dict(shape=table["Role"].map(ROLE_PATTERNS).fillna(""), fgcolor="rgba(0,0,0,0.35)")),
-        hovertemplate="%{x}: %{y:,} parameters (%{text})<extra></extra>"))
-    fig.update_layout(title=dict(text=f"Parameters per layer group of {summary.arch} (input → head)"), font=FONT,
-                      height=340, margin=dict(l=10, r=10, t=60, b=10), yaxis=dict(title="parameters"),
-                      plot_bgcolor="white")
-    return fig
-
-
-def _flow_trace(flow: GradientFlow, shown: bool) -> go.Scatter:
-    return go.Scatter(x=np.arange(1, flow.depth + 1), y=flow.layer_grad_norms, mode="lines+markers",
-                      name="with skip connections" if flow.skip else "without skip connections",
-                      line=dict(color=palette.BLUE if shown else palette.GREY, dash="solid" if shown else "dash",
-                                width=3 if shown else 2))
-
-
-def _gradient_figure(shown: GradientFlow, other: GradientFlow) -> go.Figure:
-    fig = go.Figure([_flow_trace(other, shown=False), _flow_trace(shown, shown=True)])
-    fig.update_layout(title=dict(text=f"Gradient norm of each layer's weights after one backward pass "
-                                      f"({shown.depth} layers)"),
-                      font=FONT, height=360, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
-                      xaxis=dict(title="layer (1 = first, next to the input)"),
-                      yaxis=dict(title="gradient norm (log scale)", type="log", exponentformat="power"),
-                      legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-def _dense_figure(growth: DenseGrowth) -> go.Figure:
-    fig = go.Figure(go.Bar(x=np.arange(1, growth.n_layers + 1), y=growth.layer_inputs, marker_color=palette.GREEN,
-                           text=growth.layer_inputs, textposition="outside"))
-    fig.add_hline(y=growth.block_output, line=dict(color=palette.BLACK, dash="dot"),
-                  annotation_text=f"block output: {growth.block_output}", annotation_position="top left")
-    fig.update_layout(title=dict(text=f"Channels entering each layer of a dense block (k0 = {growth.k0}, "
-                                      f"growth rate k = {growth.growth})"),
-                      font=FONT, height=340, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
-                      xaxis=dict(title="layer in the block", dtick=1), yaxis=dict(title="input channels"))
-    return fig
-
-
 # ---- one family's measured panel ------------------------------------------------------------------------------
 def _family(family: str) -> ArchSummary:
     """The family's card, variant picker, totals, plan diagram, parameters per group and layer table."""
@@ -109,7 +66,7 @@ def _family(family: str) -> ArchSummary:
     summary = _summary(arch)
     plan = current_plan()
     here = plan_on_arch(plan, arch)
-    groups = pd.DataFrame(group_table(summary, plan))
+    groups = group_table(summary, plan)
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Parameters", format_count(summary.params), help=f"Exactly {summary.params:,}.")
     c2.metric("MACs per image", format_macs(summary.macs),
@@ -124,8 +81,8 @@ def _family(family: str) -> ArchSummary:
                                                                  f"requires_grad under this plan.")
     if note := plan_note(plan, arch):
         st.info(note, icon="ℹ️")
-    chart(plan_groups_figure(here), plan_takeaway(here), key=f"arch.plan.{arch}")
-    chart(_groups_figure(summary, groups), group_takeaway(summary, plan), key=f"arch.groups.{arch}")
+    show_chart(plan_groups_chart(here), key=f"arch.plan.{arch}")
+    show_chart(arch_charts.groups_chart(arch, groups, group_takeaway(summary, plan)), key=f"arch.groups.{arch}")
     st.markdown(f"**Every layer of {arch}** at its {summary.input_size}×{summary.input_size} input "
                 f"(output shapes are per image: channels × height × width)")
     st.dataframe(pd.DataFrame(layer_table(summary, plan)), hide_index=True, height=320,
@@ -187,13 +144,13 @@ with tabs[FAMILY_ORDER.index("resnet")]:
     skip = r1.toggle("Skip connections", True, key="arch.res.skip")
     depth = int(r2.slider("Layers (3×3 conv, 8 channels, 8×8 random images)", 5, MAX_DEPTH, 40, key="arch.res.depth"))
     with_skip, without = _flows(depth)
-    shown, other = (with_skip, without) if skip else (without, with_skip)
+    shown = with_skip if skip else without
     st.metric("Gradient norm at the first layer", f"{shown.first_layer:.3g}",
               help="One real backward pass with PyTorch's default initialisation, no batch norm, fixed seed.")
     st.caption("Without skips, every layer (PyTorch's default initialisation, no batch norm) shrinks the signal on "
                "the way forward and the gradient on the way back, so no weight gets a usable gradient. A residual "
                "block computes x + f(x): the identity path carries both straight through.")
-    chart(_gradient_figure(shown, other), gradient_takeaway(with_skip, without), key="arch.res.chart")
+    show_chart(arch_charts.gradient_flow_chart(with_skip, without, skip), key="arch.res.chart")
 
 with tabs[FAMILY_ORDER.index("densenet")]:
     _family("densenet")
@@ -203,8 +160,7 @@ with tabs[FAMILY_ORDER.index("densenet")]:
     k = int(d2.slider("Growth rate k", 4, 64, 32, key="arch.dense.k"))
     n_dense = int(d3.slider("Layers in the block", 1, 24, 6, key="arch.dense.layers"))
     grown = dense_growth(k0, k, n_dense)
-    chart(_dense_figure(grown), f"Layer i sees k0 + i·k channels: the block's {n_dense} layers add only {k} each, "
-                                f"ending at {grown.block_output}.", key="arch.dense.chart")
+    show_chart(arch_charts.dense_growth_chart(grown), key="arch.dense.chart")
     actual = _torchvision_block()
     predicted = dense_growth(actual.k0, actual.growth, len(actual.layer_inputs))
     verdict = "✅ matches" if predicted.layer_inputs == actual.layer_inputs else "❌ does not match"

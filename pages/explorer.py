@@ -23,7 +23,8 @@ from tl_core.data import shapes
 from tl_core.models.registry import ARCHS
 from tl_core.data.safe_io import UnsafeInput, open_image
 from tl_core.models.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
-from ui import models
+from ui import cached
+from ui.charts.own_data import topk_chart
 from ui.render import chart
 from ui.session import track
 from ui.state import PERSIST, init_state
@@ -138,7 +139,7 @@ with st.expander("📚 Which ImageNet weights are on this server"):
 
 model, categories, name, own_head = None, None, arch, False
 if arch == SHAPES_ARCH:
-    src = models.shapes_model()
+    src = cached.shapes_model()
     model, categories, name = src.model, list(src.classes), "the shapes model"
     st.info(f"The shipped ShapesNet, trained on {len(src.classes)} shapes ({', '.join(src.classes)}) at 32×32 "
             f"pixels. It works offline and sees any picture shrunk to 32×32.", icon="🔷")
@@ -155,7 +156,7 @@ else:
         st.success(f"Using your file {upload.name} ({len(categories)} classes).", icon="📄")
     elif status.available:
         try:
-            model = models.imagenet_model(arch)
+            model = cached.imagenet_model(arch)
             st.success(f"ImageNet weights for {arch} loaded from this server's cache (no network).", icon="✅")
         except ValueError as e:
             st.error(str(e), icon="🚫")
@@ -185,8 +186,8 @@ else:
     with right:
         if arch == SHAPES_ARCH:
             preds = predict.shapes_topk(image, k=len(categories), model=model, classes=tuple(categories))
-            c = predict.topk_chart(preds, name, truth, known=tuple(categories))
+            c = topk_chart(preds, name, truth, known=tuple(categories))
         else:
             preds = predict.imagenet_topk(model, arch, image, k=5, categories=categories if own_head else None)
-            c = predict.topk_chart(preds, arch, truth)
+            c = topk_chart(preds, arch, truth)
         chart(c.fig, c.takeaway, key=P + "chart")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tl_core import palette
 from tl_core.teaching.content import DOMAIN_DEFINITION, TASK_DEFINITION
-from tl_core.teaching.decisions import TABLE_COLUMNS, classify, pan_yang_table, tree_dot
+from tl_core.teaching.matrix import TABLE_COLUMNS, classify, pan_yang_table
 from tl_core.experiments import demo_for
+from ui.charts import theme
+from ui.charts.diagrams import tree_dot
 from ui.state import PERSIST, init_state
 
 QUESTIONS: tuple[tuple[str, str, str], ...] = (  # (key, question, help)
@@ -55,7 +56,7 @@ with left:
 
 with right:
     st.subheader("The course's decision tree")
-    st.graphviz_chart(tree_dot(setting, highlight=palette.BLUE), width="stretch")
+    st.graphviz_chart(tree_dot(setting), width="stretch")
     st.caption("**Takeaway:** the target's labels decide first; without them you need source labels, "
                "and then whether the domains match decides between fixing biases and adapting the domain.")
 
@@ -66,7 +67,7 @@ table.insert(0, "You", ["👉" if i == setting.table_row else "" for i in range(
 
 def _highlight(row: pd.Series) -> list[str]:
     on = row.name == setting.table_row
-    return [f"background-color: {palette.BLUE}; color: white; font-weight: bold" if on else ""] * len(row)
+    return [f"background-color: {theme.BLUE}; color: white; font-weight: bold" if on else ""] * len(row)
 
 
 st.dataframe(table.style.apply(_highlight, axis=1), hide_index=True, width="stretch")

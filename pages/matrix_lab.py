@@ -12,10 +12,12 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core.teaching.decisions import classify
-from tl_core.experiments import DEMOS, Cancelled, charts, load_demo
-from tl_core.jobs.manager import JobContext
+from tl_core.experiments import DEMOS
+from tl_core.jobs.progress import experiment_progress
+from tl_core.jobs.work import DemoJob
+from tl_core.teaching.matrix import classify
 from ui import live
+from ui.charts import labs as charts
 from ui.render import chart
 from ui.state import PERSIST, init_state
 
@@ -85,30 +87,18 @@ def _init() -> None:
         del st.query_params["setting"]
 
 
-def _job(setting: str, params: dict[str, Any], seed: int):
-    """The background job: run one demo, streaming its records; a stop returns nothing."""
-    run = load_demo(setting)  # imports torch here, on the script thread, not half-way on the worker
-
-    def fn(ctx: JobContext) -> tuple[str, Any] | None:
-        try:
-            return setting, run(seed=seed, on_record=ctx.emit, cancel=ctx.cancel, **params)
-        except Cancelled:
-            return None
-
-    return fn
-
-
 def _start() -> None:
     """Callback of Run: start the chosen demo with its knobs and the app-wide seed."""
     setting = st.session_state[f"{SLOT}.setting"]
     params = {param: st.session_state[_key(setting, param)] for param, *_ in KNOBS[setting]}
     st.session_state[f"{SLOT}.running"] = setting
-    live.start(SLOT, _job(setting, params, int(st.session_state["seed"])), label=DEMOS[setting].title)
+    job = DemoJob(setting, tuple(params.items()), int(st.session_state["seed"]))
+    live.start(SLOT, job, label=DEMOS[setting].title)
 
 
 def _draw_live(job, records: list) -> None:
     title = DEMOS.get(st.session_state.get(f"{SLOT}.running"), None)
-    live.show_status(job, charts.progress(records, live.elapsed(job)))
+    live.show_status(job, experiment_progress(records, live.elapsed(job)))
     c = charts.live_curves(records, title=f"Live: {title.title if title else 'the experiment'}")
     chart(c.fig, c.takeaway, key=f"{SLOT}.live")
 

@@ -16,15 +16,16 @@ import json
 import streamlit as st
 from torch import nn
 
-from tl_core import owntrain
 from tl_core.models.registry import ARCHS, get_spec
 from tl_core.training.device import select_device
-from tl_core.data.own import OwnDataset, load_class_uploads, load_zip
+from tl_core.data.own import DEFAULT_VAL_FRACTION, MAX_NAME, check_additions, check_class_name, previews, split_sizes, OwnDataset, load_class_uploads, load_zip
 from tl_core.training.plan import STRATEGIES, Plan
-from tl_core.jobs.work import weights_bytes
+from tl_core.jobs.work import EstimateJob, OwnOutcome, OwnSimilarityJob, OwnTrainJob, weights_bytes
+from tl_core.training.planform import default_strategy, image_size_for, needs_estimate, own_plan
 from tl_core.data.safe_io import UnsafeInput
 from tl_core.models.weights import torchvision_archs, weights_status
-from ui import live, models
+from ui import cached, live
+from ui.charts.own_data import counts_chart
 from ui.render import chart
 from ui.session import session_id, track
 from ui.state import PERSIST, init_state
@@ -39,7 +40,7 @@ ss = st.session_state
 
 # ---- keeping the learner's files (callbacks) ----------------------------------------------------------------------
 def _size() -> int:
-    return owntrain.image_size_for(ss[P + "arch"])
+    return image_size_for(ss[P + "arch"])
 
 
 def _on_zip() -> None:
@@ -76,7 +77,7 @@ def _changed() -> None:
 def _add_class() -> None:
     """Callback of "Add class"."""
     try:
-        name = owntrain.check_class_name(ss.get(P + "new_class", ""), _class_names())
+        name = check_class_name(ss.get(P + "new_class", ""), _class_names())
     except ValueError as e:
         ss[P + "class_error"] = str(e)
         return
@@ -94,7 +95,7 @@ def _add_files(new: list[tuple[str, bytes]]) -> None:
     if target is None or not new:
         return
     try:
-        owntrain.check_additions([c["files"] for c in ss[P + "classes"]], new)
+        check_additions([c["files"] for c in ss[P + "classes"]], new)
     except UnsafeInput as e:
         ss[P + "class_error"] = str(e)
         return
@@ -185,7 +186,7 @@ def _zip_input() -> None:
 
 def _class_inputs() -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    c1.text_input("New class name", key=P + "new_class", placeholder="for example: mug", max_chars=owntrain.MAX_NAME)
+    c1.text_input("New class name", key=P + "new_class", placeholder="for example: mug", max_chars=MAX_NAME)
     c2.button("➕ Add class", key=P + "add_class", on_click=_add_class)
     if ss.get(P + "class_error"):
         st.error(ss[P + "class_error"], icon="🚫")
@@ -225,7 +226,7 @@ def _report(ds: OwnDataset) -> None:
             st.dataframe([{"Class": c, "Images": rep.counts[c]} for c in rep.classes], hide_index=True,
                          key=P + "counts_table")
         with right:
-            c = owntrain.counts_chart(rep)
+            c = counts_chart(rep)
             chart(c.fig, c.takeaway, key=P + "counts_chart")
     if rep.skipped:
         st.warning(f"**{len(rep.skipped)} file{'s were' if len(rep.skipped) != 1 else ' was'} skipped.**", icon="⏭️")
@@ -238,14 +239,14 @@ def _report(ds: OwnDataset) -> None:
                      hide_index=True, key=P + "converted_table")
     if ds.labels.size:
         with st.expander(f"👀 A few images per class, as the model gets them ({ds.size}×{ds.size} pixels)"):
-            for cls, tiles in owntrain.previews(ds).items():
+            for cls, tiles in previews(ds).items():
                 if tiles:
                     st.image(tiles, caption=[cls] * len(tiles), width=64)
 
 
 def _on_arch() -> None:
     """Callback of the architecture: preselect its default strategy, forget a measured estimate."""
-    ss[P + "strategy"] = owntrain.default_strategy(ss[P + "arch"], _on_cpu())
+    ss[P + "strategy"] = default_strategy(ss[P + "arch"], _on_cpu())
     ss[P + "confirm"] = False
 
 
@@ -256,9 +257,9 @@ def _on_cpu() -> bool:
 
 def _plan(ds: OwnDataset) -> tuple[Plan | None, str | None, tuple[int, int]]:
     """The plan the form describes, or the reason it cannot run; and the (train, val) split sizes."""
-    sizes = owntrain.split_sizes(ds.labels, float(ss[P + "val_fraction"]), int(ss["seed"]))
+    sizes = split_sizes(ds.labels, float(ss[P + "val_fraction"]), int(ss["seed"]))
     try:
-        plan = owntrain.own_plan(ss[P + "arch"], ss[P + "strategy"], sizes[0], len(ds.classes),
+        plan = own_plan(ss[P + "arch"], ss[P + "strategy"], sizes[0], len(ds.classes),
                                  epochs=int(ss[P + "epochs"]), lr=float(ss[P + "lr"]), seed=int(ss["seed"]))
     except ValueError as e:
         return None, str(e), sizes
@@ -268,7 +269,7 @@ def _plan(ds: OwnDataset) -> tuple[Plan | None, str | None, tuple[int, int]]:
 def _base(plan: Plan) -> nn.Module | None:
     """The shared pretrained ImageNet model a run copies; None for the built-in network (the trainer loads it
     itself) and for training from scratch (no pretrained weights needed)."""
-    return models.imagenet_model(plan.arch) if plan.spec.torchvision and plan.pretrained else None
+    return cached.imagenet_model(plan.arch) if plan.spec.torchvision and plan.pretrained else None
 
 
 def _estimate_key(plan: Plan, sizes: tuple[int, int], size: int) -> str:
@@ -278,13 +279,13 @@ def _estimate_key(plan: Plan, sizes: tuple[int, int], size: int) -> str:
 def _measure(plan: Plan, sizes: tuple[int, int], n_classes: int, size: int) -> None:
     """Callback of "Measure": time a few steps of this plan in a background job (under the job limits)."""
     ss[P + "confirm"] = False
-    live.quick_job(P + "estimate", owntrain.estimate_job(plan, sizes, n_classes, size, base=_base(plan)),
+    live.quick_job(P + "estimate", EstimateJob(plan, sizes, n_classes, size, base=_base(plan)),
                    label="measuring the expected time", tag=_estimate_key(plan, sizes, size))
 
 
 def _measure_similarity(ds: OwnDataset) -> None:
     """Callback of "Measure similarity": your images against the source data, through the source model."""
-    live.quick_job(P + "similarity", owntrain.similarity_job(ds, int(ss["seed"])),
+    live.quick_job(P + "similarity", OwnSimilarityJob(ds, int(ss["seed"])),
                    label="measuring similarity to the source", tag=_data_key(ds))
 
 
@@ -294,11 +295,11 @@ def _data_key(ds: OwnDataset) -> str:
 
 def _start(plan: Plan, ds: OwnDataset) -> None:
     """Callback of Start: train in the background through the job manager."""
-    fn = owntrain.own_train_job(plan, ds, float(ss[P + "val_fraction"]), base=_base(plan))
+    fn = OwnTrainJob(plan, ds, float(ss[P + "val_fraction"]), base=_base(plan))
     live.start(SLOT, fn, label=f"your images · {plan.describe()}")
 
 
-def _show_results(outcome: owntrain.OwnOutcome) -> None:
+def _show_results(outcome: OwnOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
     st.header("📊 Results")
@@ -345,10 +346,10 @@ live.setup(SLOT)
 track(claim_jobs=[ss.get(f"{SLOT}.job")])
 for key, default in {"mode": "zip", "zip": None, "zip_error": None, "classes": [], "next_id": 0, "version": 0,
                      "nonce": 0, "class_error": None, "arch": SHAPES_ARCH, "strategy": None, "epochs": 10,
-                     "lr": 3e-3, "val_fraction": owntrain.DEFAULT_VAL_FRACTION, "confirm": False}.items():
+                     "lr": 3e-3, "val_fraction": DEFAULT_VAL_FRACTION, "confirm": False}.items():
     ss.setdefault(P + key, list(default) if isinstance(default, list) else default)
 if ss[P + "strategy"] is None:
-    ss[P + "strategy"] = owntrain.default_strategy(ss[P + "arch"], _on_cpu())
+    ss[P + "strategy"] = default_strategy(ss[P + "arch"], _on_cpu())
 
 st.title("📁 Your own images")
 st.markdown("Bring a few images of two or more things you want told apart, check them, and re-use a pretrained "
@@ -410,7 +411,7 @@ elif isinstance(ds, OwnDataset):
     st.caption("Fix the problems listed above first.")
 
 needs_ok = False
-if plan is not None and weights_missing is None and owntrain.needs_estimate(plan, _on_cpu()):
+if plan is not None and weights_missing is None and needs_estimate(plan, _on_cpu()):
     key = _estimate_key(plan, sizes, ds.size)
     st.info(f"'{STRATEGIES[plan.strategy].label}' runs every image through all of {arch} at {ds.size} px on every "
             f"step, on the CPU. Measure how long that takes here before you start.", icon="🐢")

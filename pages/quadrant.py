@@ -5,10 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from tl_core.models.registry import ARCHS
-from tl_core.teaching.decisions import (FREEZE_POINTS, LOTS_PER_CLASS, SIMILAR_AT, boundary_note, classify_similarity,
-                               classify_size, freeze_advice, plan_for, recommend)
+from tl_core.teaching.content import FREEZE_POINTS
+from tl_core.teaching.plans import freeze_advice
+from tl_core.teaching.quadrant import LOTS_PER_CLASS, SIMILAR_AT, boundary_note, classify_similarity, classify_size, plan_for, recommend
 from tl_core.training.plan import STRATEGIES, Plan
-from ui.render import chart, quadrant_figure, show_plan
+from ui.charts.decisions import quadrant_figure
+from ui.render import chart, show_plan
 from ui.state import PERSIST, init_state, set_data, set_plan
 
 OWN_SIMILARITY_STANDIN = {"similar": 0.8, "different": 0.25}  # shapes-world similarity that mimics each answer

@@ -10,21 +10,22 @@ job slot is "quadrant_lab" (see ui.live); its result is a (kind, result) pair wi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from tl_core.teaching.decisions import LOTS_PER_CLASS, SIMILAR_AT
-from tl_core.experiments import Cancelled, charts
 from tl_core.experiments.lab import (DEFAULT_SIMILARITIES, DEFAULT_SIZES, LAB_STRATEGIES, SIMILARITY_CHOICES,
                                      SIZE_CHOICES, LabConfig, LabResult, LaneDone, cached_sweep, heatmap)
-from tl_core.figures import lane_label
-from tl_core.jobs.manager import JobContext
+from tl_core.experiments.race import lane_label
+from tl_core.jobs.progress import experiment_progress
+from tl_core.jobs.work import CutDepthJob, LabSweepJob, SimilarityCheckJob
+from tl_core.teaching.quadrant import LOTS_PER_CLASS, SIMILAR_AT
 from tl_core.training.plan import STRATEGIES
 from ui import live
-from ui.render import chart, quadrant_figure
+from ui.charts import labs as charts
+from ui.charts.decisions import quadrant_figure
+from ui.render import chart
 from ui.state import PERSIST, init_state
 
 SLOT = "quadrant_lab"
@@ -53,17 +54,10 @@ def _config() -> LabConfig:
                      seeds=tuple(seed + i for i in range(int(st.session_state[f"{SLOT}.n_seeds"]))))
 
 
-def _launch(kind: str, work, label: str) -> None:
-    """Start a background job that returns (kind, work(ctx, salvage)); a stop returns salvage["partial"], if any."""
-    def fn(ctx: JobContext) -> tuple[str, Any] | None:
-        salvage: dict[str, Any] = {}
-        try:
-            return kind, work(ctx, salvage)
-        except Cancelled:
-            return (kind, salvage["partial"]) if "partial" in salvage else None
-
+def _launch(kind: str, job: Any, label: str) -> None:
+    """Start one of the lab's background jobs (tl_core.jobs.work); its result is a (kind, result) pair."""
     st.session_state[f"{SLOT}.running"] = kind
-    live.start(SLOT, fn, label=label)
+    live.start(SLOT, job, label=label)
 
 
 def _start_sweep() -> None:
@@ -79,49 +73,25 @@ def _start_sweep() -> None:
         st.session_state[OUTCOMES]["sweep"] = hit
         st.session_state[f"{SLOT}.error"] = None
         return
-    from tl_core.experiments.lab import run_lab_sweep  # imports torch on the script thread, before the job
-
     st.session_state[f"{SLOT}.running_config"] = config
-
-    def work(ctx: JobContext, salvage: dict[str, Any]) -> LabResult:
-        lanes: list[LaneDone] = []
-        t0 = time.perf_counter()
-
-        def emit(rec: object) -> None:
-            if isinstance(rec, LaneDone):  # what a stop keeps: the heatmap so far
-                lanes.append(rec)
-                salvage["partial"] = LabResult(config, list(lanes), [], complete=False,
-                                               wall_s=time.perf_counter() - t0)
-            ctx.emit(rec)
-
-        return run_lab_sweep(config, on_record=emit, cancel=ctx.cancel)
-
-    _launch("sweep", work, f"lab sweep of {config.n_lanes} runs")
+    _launch("sweep", LabSweepJob(config), f"lab sweep of {config.n_lanes} runs")
 
 
 def _start_cut() -> None:
     """Callback of Run (cut at layer n)."""
-    from tl_core.experiments.lab import run_cut_depth
-
     seed = int(st.session_state["seed"])
     n, k = int(st.session_state[f"{SLOT}.cut_n"]), int(st.session_state[f"{SLOT}.cut_seeds"])
-    _launch("cut", lambda ctx, _: run_cut_depth(n_per_class=n, seeds=tuple(seed + i for i in range(k)),
-                                             on_record=ctx.emit, cancel=ctx.cancel), "cut at layer n")
+    _launch("cut", CutDepthJob(n, tuple(seed + i for i in range(k))), "cut at layer n")
 
 
 def _start_similarity() -> None:
     """Callback of Measure: the chosen shapes-world target against the source data, and the calibration check."""
-    from tl_core.experiments import similarity
-
-    seed = int(st.session_state["seed"])
     sim, n = float(st.session_state[f"{SLOT}.sim_target"]), int(st.session_state[f"{SLOT}.sim_n"])
-
-    _launch("similarity", lambda ctx, _: similarity.shapes_target_check(sim, n, seed, on_record=ctx.emit,
-                                                                         cancel=ctx.cancel), "similarity")
+    _launch("similarity", SimilarityCheckJob(sim, n, int(st.session_state["seed"])), "similarity")
 
 
 def _draw_live(job, records: list) -> None:
-    live.show_status(job, charts.progress(records, live.elapsed(job)))
+    live.show_status(job, experiment_progress(records, live.elapsed(job)))
     kind = st.session_state.get(f"{SLOT}.running")
     if kind == "sweep":
         config = st.session_state[f"{SLOT}.running_config"]

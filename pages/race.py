@@ -12,21 +12,24 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tl_core import figures
 from tl_core.models.registry import ARCHS
 from tl_core.jobs.manager import Job
 from tl_core.training.plan import STRATEGIES
 from tl_core.classroom.presets import PRESETS, Preset, commentary, find_preset
-from tl_core.experiments.race import DEFAULT_RACE, race_lanes, race_table
-from tl_core.jobs.work import RaceOutcome, race_job
+from tl_core.experiments.race import (DEFAULT_RACE, lane_label, race_lanes, race_rows_for_display, race_table,
+                                      race_verdict)
+from tl_core.jobs.progress import race_progress
+from tl_core.jobs.work import RaceJob, RaceOutcome
+from tl_core.training.history import History, race_histories
+from ui.charts import race as race_charts
+from ui.charts.theme import Chart
 from tl_core.data.datasets import DataSpec
 from ui import live
-from ui.render import chart
+from ui.render import show_chart
 from ui.state import PERSIST, current_plan, init_state, leave_preset, set_projector
 
 SLOT = "race"
 OPTIONS = list(DEFAULT_RACE) + [s for s in STRATEGIES if s not in DEFAULT_RACE]  # freeze → fine-tune → scratch
-PROJECTOR_FONT = 22  # chart text size on the projector
 
 
 def _preset() -> Preset | None:
@@ -47,10 +50,10 @@ def _label(key: str) -> str:
     """A lane's name: from the race that ran it, else from the preset, else the strategy's label."""
     labels = st.session_state.get("race.labels") or {}
     preset = _preset()
-    return labels.get(key) or (preset.label(key) if preset is not None else figures.lane_label(key))
+    return labels.get(key) or (preset.label(key) if preset is not None else lane_label(key))
 
 
-def _by_label(histories: dict[str, figures.History]) -> dict[str, figures.History]:
+def _by_label(histories: dict[str, History]) -> dict[str, History]:
     """Histories keyed so the charts name every lane: lanes that are not a plain strategy go by their label."""
     return {k if k in STRATEGIES or k == "my_plan" else _label(k): h for k, h in histories.items()}
 
@@ -90,29 +93,23 @@ def _start() -> None:
         return
     st.session_state["race.order"] = [lane.key for lane in lanes]
     st.session_state["race.labels"] = {lane.key: lane.label for lane in lanes}
-    if live.start(SLOT, race_job(lanes, data, predicted), label=f"race of {len(lanes)} lanes") is not None:
+    if live.start(SLOT, RaceJob(tuple(lanes), data, predicted), label=f"race of {len(lanes)} lanes") is not None:
         st.session_state["race.prediction"] = None  # kept with the race; the next race needs a new prediction
 
 
-def _chart(c: figures.Chart, key: str) -> None:
-    """A chart with its takeaway; larger text on the projector."""
-    if st.session_state.get("class.projector"):
-        size = PROJECTOR_FONT
-        c.fig.update_layout(font_size=size, title_font_size=size + 6, legend_font_size=size - 2)
-        c.fig.update_xaxes(tickfont_size=size - 2, title_font_size=size)
-        c.fig.update_yaxes(tickfont_size=size - 2, title_font_size=size)
-        c.fig.update_annotations(font_size=size - 2)
-    chart(c.fig, c.takeaway, key=key)
+def _chart(c: Chart, key: str) -> None:
+    """A chart with its takeaway (scaled up on the projector by ui.render.show_chart)."""
+    show_chart(c, key=key)
 
 
 def _draw_live(job: Job, records: list) -> None:
-    histories = figures.race_histories(records)
+    histories = race_histories(records)
     order = st.session_state.get("race.order") or list(histories)
-    live.show_status(job, figures.race_progress(histories, order, live.elapsed(job)))
+    live.show_status(job, race_progress(histories, order, live.elapsed(job)))
     for key, h in histories.items():
         live.show_notices(h.events, prefix=f"{_label(key)}: ")
-    _chart(figures.race_curves_chart(_by_label(histories)), "race.live.curves")
-    _chart(figures.race_heatmaps_chart(_by_label(histories)), "race.live.heatmaps")
+    _chart(race_charts.race_curves_chart(_by_label(histories)), "race.live.curves")
+    _chart(race_charts.race_heatmaps_chart(_by_label(histories)), "race.live.heatmaps")
 
 
 def _csv(rows: list[dict]) -> str:
@@ -122,7 +119,7 @@ def _csv(rows: list[dict]) -> str:
 def _show_results(outcome: RaceOutcome, projector: bool) -> None:
     st.header("🏆 Results")
     rows = race_table(outcome.lanes, outcome.results)
-    verdict = figures.race_verdict(rows, outcome.predicted)
+    verdict = race_verdict(rows, outcome.predicted)
     (st.success if verdict.startswith("You called it") else st.info)(verdict, icon="🎯")
     for lane in outcome.lanes:  # what went wrong in a lane, in its own words
         r = outcome.results.get(lane.key)
@@ -134,7 +131,7 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
             st.warning(f"{lane.label}: {r.reason}", icon="⏹️")
         if r is not None:
             live.show_notices([e.message for e in r.events], prefix=f"{lane.label}: ")
-    st.dataframe(figures.race_rows_for_display(rows), hide_index=True, key="race.table",
+    st.dataframe(race_rows_for_display(rows), hide_index=True, key="race.table",
                  column_config={"Validation accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                                        max_value=1),
                                 "Trainable parameters": st.column_config.NumberColumn(format="localized"),
@@ -158,10 +155,10 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
                            on_click="ignore")
         c2.download_button("📈 Every lane per epoch (.csv)", data=_csv(history), file_name="race_history.csv",
                            mime="text/csv", key="race.download_history", on_click="ignore")
-    histories = {k: figures.History.from_result(r) for k, r in outcome.results.items()}
-    _chart(figures.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch, every lane (final)"),
+    histories = {k: History.from_result(r) for k, r in outcome.results.items()}
+    _chart(race_charts.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch, every lane (final)"),
            "race.curves")
-    _chart(figures.race_heatmaps_chart(_by_label(histories)), "race.heatmaps")
+    _chart(race_charts.race_heatmaps_chart(_by_label(histories)), "race.heatmaps")
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
@@ -211,7 +208,7 @@ if preset is None and not projector:
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.multiselect("Strategies in the race", OPTIONS, key="race.strategies",
-                       persist_state=PERSIST, format_func=figures.lane_label, on_change=_on_lanes)
+                       persist_state=PERSIST, format_func=lane_label, on_change=_on_lanes)
     with right:
         st.checkbox(f"Add my plan ({plan.describe()})", key="race.own", persist_state=PERSIST, on_change=_on_lanes)
 keys = _lane_keys()

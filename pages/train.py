@@ -11,7 +11,6 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from tl_core import figures
 
 from tl_core.training import planform
 
@@ -19,10 +18,12 @@ from tl_core.data import shapes
 from tl_core.models.registry import ARCHS, get_spec
 from tl_core.training.codegen import plan_to_code
 from tl_core.training.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
-from tl_core.jobs.work import TrainOutcome, train_job, weights_bytes
+from tl_core.jobs.work import TrainJob, TrainOutcome, weights_bytes
+from tl_core.training.history import history_csv, steps_csv
+from ui.charts.training import drift_chart
 from tl_core.data.datasets import DataSpec, make_data
 from ui import live
-from ui.render import chart, show_plan
+from ui.render import show_chart, show_plan
 from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
 
 SLOT = "train"
@@ -104,7 +105,7 @@ def _start() -> None:
         return
     n, sim, seed = _data()
     spec = DataSpec(n_per_class=n, similarity=sim, seed=seed)
-    live.start(SLOT, train_job(plan, spec), label=plan.describe())
+    live.start(SLOT, TrainJob(plan, spec), label=plan.describe())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -121,8 +122,7 @@ def _show_results(outcome: TrainOutcome) -> None:
                f"parameters trained")
     n_classes = len(res.evaluation.classes) if res.evaluation else None
     live.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
-    c = figures.drift_chart(res)
-    chart(c.fig, c.takeaway, key="train.drift")
+    show_chart(drift_chart(res), key="train.drift")
     with st.expander("🧾 Show the code: this plan as a standalone PyTorch script"):
         st.code(plan_to_code(plan), language="python")
     cols = st.columns(3)
@@ -130,9 +130,9 @@ def _show_results(outcome: TrainOutcome) -> None:
         cols[0].download_button("💾 Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
                                 file_name=f"{plan.arch}_{plan.strategy}.pt", mime="application/octet-stream",
                                 key="train.download_weights", on_click="ignore")
-    cols[1].download_button("📈 History per epoch (.csv)", data=figures.history_csv(res), file_name="history.csv",
+    cols[1].download_button("📈 History per epoch (.csv)", data=history_csv(res), file_name="history.csv",
                             mime="text/csv", key="train.download_history", on_click="ignore")
-    cols[2].download_button("📉 Every step (.csv)", data=figures.steps_csv(res), file_name="steps.csv",
+    cols[2].download_button("📉 Every step (.csv)", data=steps_csv(res), file_name="steps.csv",
                             mime="text/csv", key="train.download_steps", on_click="ignore")
 
 

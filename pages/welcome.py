@@ -8,6 +8,7 @@ import streamlit as st
 from tl_core.teaching import content
 
 from tl_core.data import shapes
+from ui.charts.diagrams import traditional_vs_transfer_dot
 from ui.state import init_state
 
 PREVIEW_PER_CLASS = 4  # images per class in each preview grid
@@ -28,7 +29,7 @@ st.markdown("\n".join(f"- {line}" for line in content.WHEN_IT_MAKES_SENSE))
 st.markdown(content.WHY_IT_HELPS)
 
 st.subheader("Traditional ML versus transfer learning")
-st.graphviz_chart(content.traditional_vs_transfer_dot(), width="stretch")
+st.graphviz_chart(traditional_vs_transfer_dot(), width="stretch")
 st.caption(f"**Takeaway:** {content.KNOWLEDGE_NOTE}")
 
 st.subheader("Why bother")

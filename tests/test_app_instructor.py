@@ -177,5 +177,5 @@ def test_the_projector_shows_the_finished_race_without_the_downloads(new_session
     assert screen.dataframe and any("did not move at all" in m.value for m in screen.markdown)
     assert not screen.get("download_button")
     fig = plotly_charts(screen)["Gradient norm per layer group, one panel per lane"]
-    assert fig["layout"]["font"]["size"] == 22  # large type on the projector
+    assert fig["layout"]["font"]["size"] >= 28  # large type on the projector (issue: every number at least 28 px)
     assert json.dumps(fig).count("Frozen BatchNorm") >= 2  # panels titled by lane

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from tl_core.data import shapes
-from tl_core.experiments import DEMOS, Cancelled, Point, Progress, Reporter, charts, demo_for, run_demo
+from tl_core.experiments import DEMOS, Point, Reporter, demo_for, run_demo
+from tl_core.jobs.progress import Cancelled, Progress, experiment_progress
+from ui.charts import labs as charts
 from tl_core.experiments.adaptation import run_adaptation
 from tl_core.experiments.clustering import kmeans, pca_2d, purity, run_clustering
 from tl_core.experiments.covariate import run_covariate
@@ -37,7 +39,7 @@ def _finite(values) -> bool:
 
 # ---- the registry and the plumbing --------------------------------------------------------------------------------
 def test_every_demo_belongs_to_a_setting_of_the_matrix_and_none_has_no_demo():
-    from tl_core.teaching.decisions import SETTING_KEYS
+    from tl_core.teaching.matrix import SETTING_KEYS
 
     assert set(DEMOS) == set(SETTING_KEYS) - {"none"}
     assert demo_for("none") is None and demo_for("domain_adaptation").module == "adaptation"

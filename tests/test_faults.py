@@ -260,7 +260,7 @@ def test_every_session_shares_the_read_only_assets_and_no_run_changes_them(app: 
     def show_model_id() -> None:
         import streamlit as st
 
-        from ui.models import shapes_model
+        from ui.cached import shapes_model
 
         st.write(f"model {id(shapes_model())}")
 

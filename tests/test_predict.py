@@ -13,6 +13,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from ui.charts.own_data import topk_chart, topk_takeaway
 from tl_core.models import inference as predict
 
 from tl_core.data import shapes
@@ -140,21 +141,21 @@ def test_model_view_is_what_each_model_gets() -> None:
 
 # ---- the chart --------------------------------------------------------------------------------------------------
 def test_topk_chart_has_a_title_and_a_takeaway_computed_from_the_numbers() -> None:
-    c = predict.topk_chart([("cat", 0.8), ("dog", 0.1), ("fox", 0.05)], "resnet18")
+    c = topk_chart([("cat", 0.8), ("dog", 0.1), ("fox", 0.05)], "resnet18")
     assert "resnet18" in c.fig.layout.title.text and "top 3" in c.fig.layout.title.text
     assert list(c.fig.data[0].y) == ["fox", "dog", "cat"]  # the most likely bar on top
     assert "fairly sure it is 'cat' (80%), 8x the runner-up 'dog' (10%)" in c.takeaway
-    lone = predict.topk_takeaway([("cat", 0.995), ("dog", 0.004)], "resnet18")
+    lone = topk_takeaway([("cat", 0.995), ("dog", 0.004)], "resnet18")
     assert lone == "resnet18 is fairly sure it is 'cat' (100%), far ahead of the runner-up 'dog' (under 1%)."
-    unsure = predict.topk_chart([("cat", 0.3), ("dog", 0.2)], "resnet18").takeaway
+    unsure = topk_chart([("cat", 0.3), ("dog", 0.2)], "resnet18").takeaway
     assert "unsure" in unsure and "30%" in unsure and "50%" in unsure
     known = tuple(shapes.SOURCE_CLASSES)
-    new = predict.topk_chart([("star", 0.6), ("cross", 0.3)], "the shapes model", "heart", known).takeaway
+    new = topk_chart([("star", 0.6), ("cross", 0.3)], "the shapes model", "heart", known).takeaway
     assert "'heart' is not one of them" in new and "6 classes" in new
-    assert predict.topk_takeaway([("star", 0.6), ("cross", 0.3)], "m", "star", known).endswith(": right.")
-    assert "wrong (it is a 'cross')" in predict.topk_takeaway([("star", 0.6), ("cross", 0.3)], "m", "cross", known)
+    assert topk_takeaway([("star", 0.6), ("cross", 0.3)], "m", "star", known).endswith(": right.")
+    assert "wrong (it is a 'cross')" in topk_takeaway([("star", 0.6), ("cross", 0.3)], "m", "cross", known)
     with pytest.raises(ValueError):
-        predict.topk_chart([], "m")
+        topk_chart([], "m")
 
 
 def test_weights_table_lists_every_torchvision_arch_offline() -> None:

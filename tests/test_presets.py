@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
+from tl_core.teaching.quadrant import classify_similarity, classify_size, recommend
 from tl_core.training.plan import make_plan
 from tl_core.classroom.presets import (BN_KEEP, BN_REESTIMATE, MAX_SEED, PRESETS, app_root, commentary, find_preset,
                              get_preset, parse_scenario, share_url)

@@ -32,12 +32,14 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core import figures
+from tl_core.jobs.progress import Progress, queue_message, run_progress
+from tl_core.training.history import History
+from ui.charts import training as charts
 from tl_core.training.records import RunResult
 from tl_core.jobs.manager import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
 from ui import render, session
 
-LIVE_EVERY_S = figures.LIVE_REFRESH_S  # the fragment's redraw interval while a job runs
+LIVE_EVERY_S = 0.5  # the fragment's redraw interval while a job runs (also the UI benchmark's)
 QUEUED_EVERY_S = 2.0  # ... and while it waits in the queue (only the position is shown then)
 NOTICE_PREFIXES = ("Out of GPU memory",)  # trainer events the learner must not miss: shown as warnings, not captions
 SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
@@ -186,7 +188,7 @@ def collect_quick(key: str, spinner: str, wait_s: float = 60.0) -> tuple[str, An
             with st.spinner(spinner):
                 job.wait(wait_s)
         if job.active:
-            st.info(f"⏳ Still waiting: {figures.queue_message(get_manager().position(job))}")
+            st.info(f"⏳ Still waiting: {queue_message(get_manager().position(job))}")
             return None
         st.session_state[key + ".pending"] = None
         outcome = job.result if job.state == DONE else f"It did not finish ({job.error or job.state})."
@@ -201,11 +203,11 @@ def stop(slot: str) -> None:
 
 def show_queued(job: Job) -> None:
     """How many runs will start before this one."""
-    st.info(f"⏳ Queued: {figures.queue_message(get_manager().position(job))}")
+    st.info(f"⏳ Queued: {queue_message(get_manager().position(job))}")
     st.progress(0.0, text="Waiting for a free slot…")
 
 
-def show_status(job: Job, progress: figures.Progress) -> None:
+def show_status(job: Job, progress: Progress) -> None:
     """The queue position while queued, else a progress bar with the ETA."""
     if job.state == QUEUED:
         show_queued(job)
@@ -222,7 +224,7 @@ def show_events(messages: list[str], prefix: str = "") -> None:
     """A run's events: notices as warnings, the rest as captions.
 
     Args:
-        messages: The events' messages (figures.History.events).
+        messages: The events' messages (History.events).
         prefix: Put before each message, e.g. a race lane's name.
     """
     for message in messages:
@@ -253,10 +255,10 @@ def draw_run(job: Job, records: list[Any], key_prefix: str, n_classes: int | Non
         key_prefix: Prefix of the charts' element keys, e.g. "train.live.".
         n_classes: Number of classes, to compare accuracy with chance; optional.
     """
-    h = figures.History.from_records(records)
-    show_status(job, figures.progress(h, elapsed(job)))
+    h = History.from_records(records)
+    show_status(job, run_progress(h, elapsed(job)))
     show_events(h.events)
-    for name, c in figures.live_charts(h, n_classes).items():
+    for name, c in charts.live_charts(h, n_classes).items():
         render.chart(c.fig, c.takeaway, key=f"{key_prefix}{name}")
 
 
@@ -302,21 +304,21 @@ def show_result(res: RunResult, key_prefix: str, summary: str, n_classes: int | 
         st.warning(f"⏹️ {res.reason} {summary}.")
     else:
         st.error(f"💥 {res.reason}")
-    h = figures.History.from_result(res)
+    h = History.from_result(res)
     show_notices(h.events)
-    for name, c in figures.live_charts(h, n_classes).items():
+    for name, c in charts.live_charts(h, n_classes).items():
         render.chart(c.fig, c.takeaway, key=f"{key_prefix}{name}")
     if res.evaluation is not None:
         left, right = st.columns(2, gap="large")
         with left:
-            c = figures.confusion_chart(res.evaluation)
+            c = charts.confusion_chart(res.evaluation)
             render.chart(c.fig, c.takeaway, key=f"{key_prefix}confusion")
         with right:
-            c = figures.per_class_chart(res.evaluation)
+            c = charts.per_class_chart(res.evaluation)
             render.chart(c.fig, c.takeaway, key=f"{key_prefix}per_class")
         if val_images is not None:
             kw = {"scale": scale} if scale else {}
-            examples = figures.misclassified(res.evaluation, val_images, k=8, **kw)
+            examples = charts.misclassified(res.evaluation, val_images, k=8, **kw)
             st.subheader("🔍 Misclassified validation images (worst first)")
             if examples:
                 st.image([e.image for e in examples], caption=[e.caption for e in examples], width=110)

@@ -77,8 +77,8 @@ class Preset:
 
     @property
     def advice(self) -> str:
-        """The course's advice for this preset's corner of the size-vs-similarity quadrant (tl_core.teaching.decisions)."""
-        from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
+        """The course's advice for this preset's corner of the size-vs-similarity quadrant (tl_core.teaching.quadrant)."""
+        from tl_core.teaching.quadrant import classify_similarity, classify_size, recommend
 
         return recommend(classify_size(self.n_per_class), classify_similarity(self.similarity)).label
 

@@ -9,8 +9,32 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
 from tl_core.data import shapes
-from tl_core.training.trainer import TensorData
+
+
+@dataclass
+class TensorData:
+    """A labelled image set as tensors."""
+
+    x: torch.Tensor  # (N, 3, H, W) float32 in [0, 1]
+    y: torch.Tensor  # (N,) int64 class indices
+    classes: tuple[str, ...]  # class names, indexed by y
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @classmethod
+    def from_numpy(cls, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> TensorData:
+        """Wrap numpy arrays without copying."""
+        return cls(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)),
+                   torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), tuple(classes))
+
+    @classmethod
+    def from_shapes(cls, data: shapes.ShapesData) -> TensorData:
+        return cls.from_numpy(data.images, data.labels, data.classes)
 
 
 @dataclass(frozen=True)
@@ -43,8 +67,3 @@ def make_data(spec: DataSpec) -> tuple[TensorData, TensorData]:
     train = shapes.generate(world, spec.n_per_class, spec.seed, "train")
     val = shapes.generate(world, spec.n_val_per_class, spec.seed, "val")
     return TensorData.from_shapes(train), TensorData.from_shapes(val)
-
-
-def fit_batch_size(batch_size: int, n_train: int) -> int:
-    """The largest batch not above `batch_size` that the data can fill (never below 2: BatchNorm needs two)."""
-    return max(2, min(batch_size, n_train))

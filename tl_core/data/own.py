@@ -3,7 +3,8 @@
 Two ways in: a zip in ImageFolder layout (`<class>/<image>`, optionally inside one wrapper folder such as
 `data/<class>/<image>`), or Teachable-Machine-style uploads (`{class name: [(file name, bytes), ...]}`). Both
 produce an `OwnDataset` whose `ValidationReport` lists every skipped file, every colour conversion and every
-blocking problem before any training starts. Torch-free: numpy and PIL only.
+blocking problem before any training starts. The page's class-by-class additions are checked here before they
+are kept, and the dataset is split class by class for training. Torch-free: numpy and PIL only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tl_core.data.safe_io import Limits, UnsafeInput, decode_image, safe_extract
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+    from tl_core.data.datasets import TensorData
 
 MIN_CLASSES = 2  # training needs at least this many classes
 MIN_PER_CLASS = 2  # and at least this many images in each class
@@ -381,3 +384,116 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.2, seed: int = 
 
 def _sorted_cat(parts: list[np.ndarray]) -> np.ndarray:
     return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
+
+# ---- class by class: what the page checks before it keeps an addition ------------------------------------------
+MAX_CLASSES = 20  # classes a learner can add one by one
+MAX_NAME = 40  # characters in a class name
+DEFAULT_VAL_FRACTION = 0.2  # share of each class held out for validation
+
+Files = list[tuple[str, bytes]]  # [(file name, file bytes), ...] of one class
+
+
+def check_class_name(name: str, existing: list[str]) -> str:
+    """A new class name, stripped, or ValueError saying what to change.
+
+    Args:
+        name: What the learner typed.
+        existing: The names already in use.
+
+    Raises:
+        ValueError: If the name is empty, too long, contains a slash or a control character, is already used
+            (ignoring case) or there are already MAX_CLASSES classes.
+    """
+    clean = str(name).strip()
+    if not clean:
+        raise ValueError("Type a name for the class first, for example 'cats'.")
+    if len(clean) > MAX_NAME:
+        raise ValueError(f"Class names can have at most {MAX_NAME} characters; this one has {len(clean)}.")
+    if any(ch in clean for ch in "/\\") or any(ord(ch) < 32 for ch in clean):
+        raise ValueError("Class names cannot contain slashes or control characters; use letters, digits and spaces.")
+    if clean.casefold() in {e.casefold() for e in existing}:
+        raise ValueError(f"There is already a class called {clean!r}; give every class a different name.")
+    if len(existing) >= MAX_CLASSES:
+        raise ValueError(f"There are already {MAX_CLASSES} classes, the most this page takes. Remove one first.")
+    return clean
+
+
+def check_additions(current: list[Files], new: Files, limits: Limits = Limits()) -> None:
+    """Refuse a batch of files for one class before it is kept, if it would break a limit.
+
+    The whole batch is refused or kept, so what the learner added before is never lost. Files that are not
+    images are kept here and reported (skipped, with the reason) by the validation report.
+
+    Args:
+        current: The files of every class so far.
+        new: The batch to add.
+        limits: max_file_bytes (per file), max_files and max_total_bytes (all classes together).
+
+    Raises:
+        UnsafeInput: Naming the file or the total that is too large, with what to do.
+    """
+    for fname, data in new:
+        if len(data) > limits.max_file_bytes:
+            raise UnsafeInput(f"{fname!r} is {len(data) / 2**20:.1f} MB; the limit per image is "
+                              f"{limits.max_file_bytes / 2**20:.0f} MB. Use a smaller image. Nothing was added.",
+                              "too large")
+    n = sum(len(f) for f in current) + len(new)
+    if n > limits.max_files:
+        raise UnsafeInput(f"That would make {n} images; the limit is {limits.max_files}. Add fewer images. "
+                          f"Nothing was added.", "too many files")
+    total = sum(len(b) for f in current for _, b in f) + sum(len(b) for _, b in new)
+    if total > limits.max_total_bytes:
+        raise UnsafeInput(f"That would make {total / 2**20:.1f} MB of images; the limit is "
+                          f"{limits.max_total_bytes / 2**20:.0f} MB. Add fewer or smaller images. Nothing was added.",
+                          "too large")
+
+
+def previews(ds: OwnDataset, per_class: int = 6, side: int = 64) -> dict[str, list[np.ndarray]]:
+    """A few decoded images of every class, as the model will get them, sized for display.
+
+    Args:
+        ds: The decoded dataset.
+        per_class: Images per class at most.
+        side: Display side in pixels (nearest-neighbour up, or area-averaged down).
+
+    Returns:
+        {class: [uint8 (side, side, 3), ...]}.
+    """
+    from PIL import Image
+
+    out: dict[str, list[np.ndarray]] = {}
+    for i, c in enumerate(ds.classes):
+        tiles = []
+        for idx in np.flatnonzero(ds.labels == i)[:per_class]:
+            px = np.round(np.clip(ds.images[idx], 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)  # (S, S, 3)
+            im = Image.fromarray(px, "RGB")
+            method = Image.Resampling.NEAREST if im.width <= side else Image.Resampling.BOX
+            tiles.append(np.asarray(im.resize((side, side), method)))
+        out[c] = tiles
+    return out
+
+
+# ---- the split --------------------------------------------------------------------------------------------------
+def split_sizes(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[int, int]:
+    """(training images, validation images) the stratified split will produce."""
+    tr, va = stratified_split(labels, val_fraction, seed)
+    return len(tr), len(va)
+
+
+def split_tensors(ds: OwnDataset, val_fraction: float = DEFAULT_VAL_FRACTION,
+                  seed: int = 0) -> tuple[TensorData, TensorData]:
+    """The dataset split class by class into (train, val) tensors.
+
+    Raises:
+        ValueError: If the report has blocking problems or the split leaves no validation image.
+    """
+    if not ds.report.ok:
+        raise ValueError(f"The data cannot be trained on yet: {ds.report.problems[0]}")
+    tr, va = stratified_split(ds.labels, val_fraction, seed)
+    if len(va) == 0:
+        raise ValueError("The split left no validation image; add at least two images per class.")
+    from tl_core.data.datasets import TensorData  # torch, only when a run is about to train
+
+    return (TensorData.from_numpy(ds.images[tr], ds.labels[tr], ds.classes),
+            TensorData.from_numpy(ds.images[va], ds.labels[va], ds.classes))

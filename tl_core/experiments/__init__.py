@@ -3,8 +3,8 @@
 Every experiment is a plain function in its own module (multitask, self_taught, adaptation, covariate,
 clustering, similarity, lab) that takes a seed, an `on_record` callback and a cancel `threading.Event`, and
 returns a result dataclass of plain numbers (no tensors), so the pages can draw it without touching torch.
-While it runs it emits `Progress` records (and `Point`s for live curves) through the callback; setting the
-cancel event stops it at the next check with `Cancelled`.
+While it runs it emits `tl_core.jobs.progress.Progress` records (and `Point`s for live curves) through the
+callback; setting the cancel event stops it at the next check with `tl_core.jobs.progress.Cancelled`.
 
 This package module is torch-free: the registry below lets the decision pages ask which settings have a demo
 without importing torch; `run_demo` imports the experiment's module only when it runs.
@@ -18,14 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Progress:
-    """How far an experiment has got."""
-
-    fraction: float  # 0..1 of the whole experiment done
-    message: str  # what it is doing now, for the progress bar
-    kind: str = "progress"
+from tl_core.jobs.progress import Cancelled, Progress
 
 
 @dataclass(frozen=True)
@@ -38,12 +31,7 @@ class Point:
     kind: str = "point"
 
 
-ExperimentRecord = Progress | Point
 OnRecord = Callable[[Any], None]
-
-
-class Cancelled(Exception):
-    """The experiment was asked to stop (its cancel event was set)."""
 
 
 class Reporter:
@@ -92,7 +80,7 @@ class Reporter:
 class Demo:
     """One runnable experiment for a setting of the domain-and-task matrix."""
 
-    key: str  # the setting's key in tl_core.teaching.decisions (e.g. "domain_adaptation")
+    key: str  # the setting's key in tl_core.teaching.matrix (e.g. "domain_adaptation")
     title: str  # tab or section title
     module: str  # module of tl_core.experiments that runs it
     function: str  # the function in that module: fn(*, seed, on_record, cancel, **params) -> result
@@ -138,7 +126,7 @@ DEMOS: dict[str, Demo] = {d.key: d for d in (
 
 
 def demo_for(setting_key: str) -> Demo | None:
-    """The demo for a setting of tl_core.teaching.decisions, or None when the setting has none (e.g. "none")."""
+    """The demo for a setting of tl_core.teaching.matrix, or None when the setting has none (e.g. "none")."""
     return DEMOS.get(setting_key)
 
 

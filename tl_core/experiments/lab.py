@@ -4,7 +4,7 @@ The sweep trains every chosen strategy on every (images per class, similarity, s
 trainer (`tl_core.experiments.race`: the same lanes, data and seeds as the Race page), reports every finished lane as it
 happens so the heatmap fills in live, and keeps finished sweeps in a small process-wide cache keyed by their
 configuration. `heatmap` turns lanes into the picture: the winner per cell, each strategy's accuracy, and the
-seed course's advice for that cell (`tl_core.teaching.decisions.recommend`) next to what was measured, disagreements
+seed course's advice for that cell (`tl_core.teaching.quadrant.recommend`) next to what was measured, disagreements
 included.
 
 "Cut at layer n" follows Yosinski et al. (2014), "How transferable are features in deep neural networks?":
@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
+from tl_core.teaching.quadrant import classify_similarity, classify_size, recommend
 from tl_core.experiments import Cancelled, OnRecord, Reporter
 from tl_core.experiments.common import BODY, check_float, check_int, check_seed
 from tl_core.training.plan import STRATEGIES, make_plan
@@ -222,7 +222,7 @@ class HeatCell:
     seeds_done: dict[str, int]  # strategy -> finished seeds
     winner: str | None  # best mean accuracy among strategies with every seed done; None while incomplete
     best: float | None  # the winner's accuracy
-    advice: str  # the seed course's strategy for this cell (tl_core.teaching.decisions.recommend)
+    advice: str  # the seed course's strategy for this cell (tl_core.teaching.quadrant.recommend)
     advice_label: str  # the cell's headline, e.g. "Fine-tune only final layers"
     advice_accuracy: float | None  # the advice's measured accuracy; None if it was not swept or is pending
     agrees: bool | None  # advice within AGREE_TOLERANCE of the winner; None while the cell is incomplete

@@ -1,7 +1,8 @@
 """The race: several strategies trained on the same data and seed, one after another, compared fairly.
 
-Also the sweep behind the quadrant lab and the benchmarks: sizes × similarities × strategies, with the
-winning strategy per cell.
+Also the sweep behind the benchmarks (sizes × similarities × strategies, with the winning strategy per cell), and
+the reading of a finished race: its table and the verdict on the learner's prediction. Importing this module is
+torch-free; training imports the trainer.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from tl_core.training.plan import STRATEGIES, Plan, make_plan
+from tl_core.fmt import ordinal, pct
+from tl_core.training.plan import STRATEGIES, Plan, fit_batch_size, make_plan
 from tl_core.training.records import Record, RunResult
-from tl_core.data.datasets import DataSpec, fit_batch_size, make_data
-from tl_core.training.trainer import TensorData, train
+
+if TYPE_CHECKING:
+    from tl_core.data.datasets import TensorData
 
 DEFAULT_RACE = ("feature_extract", "finetune_top", "finetune_all", "scratch")  # freeze vs fine-tune vs scratch
 SWEEP_SIZES = (10, 30, 100, 250)  # images per class: two "little", two "lots" (decisions.LOTS_PER_CLASS = 100)
@@ -62,6 +66,8 @@ def run_race(lanes: list[Lane], train_data: TensorData, val_data: TensorData, *,
     Returns:
         lane key -> result, for every lane that started.
     """
+    from tl_core.training.trainer import train
+
     cancel = cancel or threading.Event()
     results: dict[str, RunResult] = {}
     for lane in lanes:
@@ -122,6 +128,8 @@ def run_sweep(sizes: tuple[int, ...] = SWEEP_SIZES, similarities: tuple[float, .
     Validation runs once, at the end of each run, to keep the sweep fast. `plan_overrides` are Plan fields
     applied to every strategy (e.g. epochs); other keyword arguments go to the trainer.
     """
+    from tl_core.data.datasets import DataSpec, make_data
+
     cancel = cancel or threading.Event()
     trainer_kwargs.setdefault("keep_weights", False)
     trainer_kwargs.setdefault("max_val_evals", 1)
@@ -145,3 +153,43 @@ def run_sweep(sizes: tuple[int, ...] = SWEEP_SIZES, similarities: tuple[float, .
         if on_cell is not None:
             on_cell(cell)
     return cells
+
+
+# ---- reading a race ---------------------------------------------------------------------------
+def lane_label(key: str) -> str:
+    """A lane's display name: the strategy's label, or "My plan"."""
+    return STRATEGIES[key].label if key in STRATEGIES else ("My plan" if key == "my_plan" else key)
+
+
+def race_rows_for_display(rows: list[dict]) -> list[dict]:
+    """tl_core.experiments.race.race_table rows, with readable column names, for a table."""
+    return [{"Rank": i + 1, "Strategy": r["strategy"], "Validation accuracy": r["accuracy"],
+             "Wall time (s)": r["wall_s"], "Trainable parameters": r["trainable_params"],
+             "Total parameters": r["total_params"], "Status": r["status"]} for i, r in enumerate(rows)]
+
+
+def race_verdict(rows: list[dict], predicted: str | None) -> str:
+    """One sentence comparing the learner's prediction with the result.
+
+    Args:
+        rows: tl_core.experiments.race.race_table rows, best accuracy first.
+        predicted: The lane key the learner picked before the start.
+
+    Returns:
+        E.g. "You predicted From scratch; Fine-tune only the final layers won with 93% (From scratch: 34%, 4th of 4)."
+    """
+    done = [r for r in rows if r["accuracy"] is not None and r["status"] == "finished"]
+    if not done:
+        return "No lane finished, so there is no winner to compare with."
+    win = done[0]
+    if predicted is None:
+        return f"{win['strategy']} won with {pct(win['accuracy'])}."
+    mine = next((r for r in rows if r["lane"] == predicted), None)
+    if mine is None or mine["accuracy"] is None:
+        return (f"Your pick, {lane_label(predicted)}, did not finish; {win['strategy']} won with "
+                f"{pct(win['accuracy'])}.")
+    if mine["lane"] == win["lane"] or mine["accuracy"] >= win["accuracy"] - 1e-9:
+        return f"You called it: {mine['strategy']} won with {pct(mine['accuracy'])}."
+    rank = next(i for i, r in enumerate(rows, start=1) if r["lane"] == predicted)
+    return (f"You predicted {mine['strategy']}; {win['strategy']} won with {pct(win['accuracy'])} "
+            f"({mine['strategy']}: {pct(mine['accuracy'])}, {ordinal(rank)} of {len(rows)}).")

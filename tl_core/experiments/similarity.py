@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from tl_core.data import shapes
-from tl_core.teaching.decisions import classify_similarity, classify_size, recommend
+from tl_core.teaching.quadrant import classify_similarity, classify_size, recommend
 from tl_core.experiments import OnRecord, Reporter
 from tl_core.experiments.common import (check_int, check_seed, encode, encoder, fit_linear, median_bandwidth, mmd2,
                                         source_net)
@@ -73,7 +73,7 @@ class SimilarityReport:
     mmd2: float  # squared MMD between the two sets' pooled features (RBF kernel, calibration bandwidth)
     domain_accuracy: float  # held-out accuracy of a classifier telling the sets apart (0.5 = indistinguishable)
     classifier_similarity: float  # 2 * (1 - domain_accuracy), clipped to [0, 1]: the classifier's own reading
-    verdict: str  # "similar" or "different" (tl_core.teaching.decisions.classify_similarity)
+    verdict: str  # "similar" or "different" (tl_core.teaching.quadrant.classify_similarity)
     explanation: str  # what the numbers mean, in two sentences
     n_a: int  # images of the first set used
     n_b: int  # images of the second set used
@@ -373,6 +373,6 @@ def shapes_target_check(similarity: float, n_per_class: int, seed: int = 0, *, o
     rep.progress(0.15, "Measuring their similarity through the source model…")
     report = measure_similarity(source, target, seed=seed)
     rep.stage(0.4, 1.0)
-    check = check_calibration(seed=seed + 1, cancel=cancel, on_record=lambda r: rep.progress(r.fraction, r.message))
+    check = check_calibration(seed=seed + 1, cancel=cancel, on_record=lambda r: rep.progress(r.fraction, r.text))
     return {"true": similarity, "world": spec.describe(), "n": n_per_class, "report": report,
             "placement": place_on_quadrant(report, n_per_class), "check": check}

@@ -1,32 +1,57 @@
-"""Job functions the pages hand to the job manager: one training run, or a race, on shapes-world data.
+"""Every kind of background work the pages submit, as small picklable job objects.
 
-Each factory returns `fn(ctx)` for `tl_core.jobs.manager.JobManager.submit`; it builds (or reuses) the data on the worker
-thread, streams every record into `ctx.buffer` and stops when `ctx.cancel` is set.
+A job is a frozen dataclass holding everything its result depends on; calling it with a
+`tl_core.jobs.manager.JobContext` does the work on a worker thread (or on a Ray worker), streams records through
+`ctx.emit` and stops when `ctx.cancel` is set. Pages build a job and submit it (ui.live.start); they define no job
+functions of their own. Jobs that are stopped part-way return what they salvaged (a stopped training run keeps
+its finished epochs; a stopped lab sweep keeps the lanes it finished) or None.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from tl_core.jobs.manager import JobContext
+from tl_core.jobs.progress import Cancelled
+from tl_core.data.datasets import DataSpec
 from tl_core.training.plan import Plan
-from tl_core.experiments.race import Lane, run_race
 from tl_core.training.records import RunResult
-from tl_core.data.datasets import DataSpec, make_data
-from tl_core.training.trainer import train
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+    from tl_core.data.own import OwnDataset
+    from tl_core.experiments.lab import LabConfig
+    from tl_core.experiments.race import Lane
+    from tl_core.jobs.manager import JobContext
+    from tl_core.training.estimate import Estimate
 
 
+# ---- shapes-world training ------------------------------------------------------------------------------------
 @dataclass
 class TrainOutcome:
     """What a training job returns: the run's result and the data it ran on (for the validation images)."""
 
     result: RunResult
     data: DataSpec
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train one plan on shapes-world data; records go to ctx.emit."""
+
+    plan: Plan  # a valid plan
+    data: DataSpec  # the shapes-world target data
+
+    def __call__(self, ctx: JobContext) -> TrainOutcome:
+        from tl_core.data.datasets import make_data
+        from tl_core.training.trainer import train
+
+        tr, va = make_data(self.data)
+        return TrainOutcome(train(self.plan, tr, va, on_record=ctx.emit, cancel=ctx.cancel), self.data)
 
 
 @dataclass
@@ -39,39 +64,182 @@ class RaceOutcome:
     data: DataSpec  # the data every lane trained on
 
 
-def train_job(plan: Plan, data: DataSpec) -> Callable[[JobContext], TrainOutcome]:
-    """A job that trains one plan on the data; records go to ctx.buffer.
+@dataclass(frozen=True)
+class RaceJob:
+    """Race the lanes on the same data and seed; ctx.emit receives (lane key, record) pairs."""
 
-    Args:
-        plan: A valid plan.
-        data: The shapes-world target data.
+    lanes: tuple[Lane, ...]  # the competitors (tl_core.experiments.race.race_lanes)
+    data: DataSpec  # the shapes-world target data
+    predicted: str | None = None  # the learner's predicted winner (a lane key), returned with the outcome
+
+    def __call__(self, ctx: JobContext) -> RaceOutcome:
+        from tl_core.data.datasets import make_data
+        from tl_core.experiments.race import run_race
+
+        tr, va = make_data(self.data)
+        results = run_race(list(self.lanes), tr, va, on_record=lambda lane, rec: ctx.emit((lane, rec)),
+                           cancel=ctx.cancel, keep_weights=False)
+        return RaceOutcome(list(self.lanes), results, self.predicted, self.data)
+
+
+# ---- the learner's own images ---------------------------------------------------------------------------------
+@dataclass
+class OwnOutcome:
+    """What an own-data training job returns."""
+
+    result: RunResult  # the run
+    val_images: np.ndarray  # (N_val, 3, S, S) float32, the validation images (for the misclassified gallery)
+    classes: tuple[str, ...]  # class names in label order
+    n_train: int  # training images
+    n_val: int  # validation images
+
+
+@dataclass(frozen=True)
+class OwnTrainJob:
+    """Split the learner's data class by class and train the plan on it; records go to ctx.emit."""
+
+    plan: Plan  # the plan; its batch is lowered to the training set's size if needed
+    ds: OwnDataset  # the decoded dataset (read-only; the split copies what it needs)
+    val_fraction: float = 0.2  # share of each class held out for validation
+    base: nn.Module | None = field(default=None, compare=False)  # pretrained model to copy (default: the arch's)
+
+    def __call__(self, ctx: JobContext) -> OwnOutcome:
+        from tl_core.data.own import split_tensors
+        from tl_core.training.trainer import train
+
+        tr, va = split_tensors(self.ds, self.val_fraction, self.plan.seed)
+        run_plan = replace(self.plan, batch_size=min(self.plan.batch_size, len(tr)))
+        result = train(run_plan, tr, va, base=self.base, on_record=ctx.emit, cancel=ctx.cancel)
+        return OwnOutcome(result, va.x.numpy(), tuple(self.ds.classes), len(tr), len(va))
+
+
+@dataclass(frozen=True)
+class EstimateJob:
+    """Measure how long a plan will take here (a few steps), under the job limits like any run.
+
+    Its result is the Estimate, or a sentence saying why measuring failed.
     """
-    def fn(ctx: JobContext) -> TrainOutcome:
-        tr, va = make_data(data)
-        return TrainOutcome(train(plan, tr, va, on_record=ctx.emit, cancel=ctx.cancel), data)
 
-    return fn
+    plan: Plan
+    sizes: tuple[int, int]  # (training images, validation images)
+    n_classes: int
+    image_size: int
+    base: nn.Module | None = field(default=None, compare=False)
+
+    def __call__(self, ctx: JobContext) -> Estimate | str:
+        from tl_core.training.estimate import estimate_run
+
+        try:
+            return estimate_run(self.plan, self.sizes[0], self.sizes[1], self.n_classes, self.image_size,
+                                base=self.base)
+        except (ValueError, RuntimeError) as e:  # e.g. out of memory: say so instead of failing the page
+            return f"The measurement failed: {e}"
 
 
-def race_job(lanes: list[Lane], data: DataSpec, predicted: str | None) -> Callable[[JobContext], RaceOutcome]:
-    """A job that races the lanes on the same data and seed; ctx.buffer receives (lane key, record) pairs.
+@dataclass(frozen=True)
+class OwnSimilarityJob:
+    """Measure how similar the learner's images look to the source data, and place them on the quadrant (size: the
+    smallest class). Its result is (SimilarityReport, Placement), or a sentence saying why not."""
 
-    Args:
-        lanes: The competitors (tl_core.experiments.race.race_lanes).
-        data: The shapes-world target data.
-        predicted: The learner's predicted winner (a lane key), returned with the outcome.
-    """
-    def fn(ctx: JobContext) -> RaceOutcome:
-        tr, va = make_data(data)
-        results = run_race(lanes, tr, va, on_record=lambda lane, rec: ctx.emit((lane, rec)), cancel=ctx.cancel,
-                           keep_weights=False)
-        return RaceOutcome(list(lanes), results, predicted, data)
+    ds: OwnDataset
+    seed: int = 0
 
-    return fn
+    def __call__(self, ctx: JobContext) -> tuple | str:
+        from tl_core.data import shapes
+        from tl_core.experiments.similarity import measure_similarity, place_on_quadrant
+
+        try:
+            report = measure_similarity(shapes.make_source(50, self.seed, "val").images, self.ds.images,
+                                        seed=self.seed)
+        except ValueError as e:
+            return f"Could not measure: {e}"
+        return report, place_on_quadrant(report, min(self.ds.report.counts.values()))
+
+
+# ---- the labs ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DemoJob:
+    """One experiment of the matrix lab; returns (setting key, result), or None when stopped."""
+
+    setting: str  # a key of tl_core.experiments.DEMOS
+    params: tuple[tuple[str, Any], ...]  # the demo's knobs, as (name, value) pairs
+    seed: int = 0
+
+    def __call__(self, ctx: JobContext) -> tuple[str, Any] | None:
+        from tl_core.experiments import load_demo
+
+        try:
+            return self.setting, load_demo(self.setting)(seed=self.seed, on_record=ctx.emit, cancel=ctx.cancel,
+                                                         **dict(self.params))
+        except Cancelled:
+            return None
+
+
+@dataclass(frozen=True)
+class LabSweepJob:
+    """The quadrant lab's sweep; returns ("sweep", LabResult). A stop keeps the lanes finished so far (an incomplete
+    LabResult), or returns None when none finished."""
+
+    config: LabConfig
+
+    def __call__(self, ctx: JobContext) -> tuple[str, Any] | None:
+        from tl_core.experiments.lab import LabResult, LaneDone, run_lab_sweep
+
+        lanes: list[LaneDone] = []
+        t0 = time.perf_counter()
+
+        def emit(rec: object) -> None:
+            if isinstance(rec, LaneDone):
+                lanes.append(rec)
+            ctx.emit(rec)
+
+        try:
+            return "sweep", run_lab_sweep(self.config, on_record=emit, cancel=ctx.cancel)
+        except Cancelled:
+            if not lanes:
+                return None
+            return "sweep", LabResult(self.config, list(lanes), [], complete=False, wall_s=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class CutDepthJob:
+    """The quadrant lab's "cut at layer n"; returns ("cut", CutDepthResult), or None when stopped."""
+
+    n_per_class: int
+    seeds: tuple[int, ...]
+
+    def __call__(self, ctx: JobContext) -> tuple[str, Any] | None:
+        from tl_core.experiments.lab import run_cut_depth
+
+        try:
+            return "cut", run_cut_depth(n_per_class=self.n_per_class, seeds=self.seeds, on_record=ctx.emit,
+                                        cancel=ctx.cancel)
+        except Cancelled:
+            return None
+
+
+@dataclass(frozen=True)
+class SimilarityCheckJob:
+    """The quadrant lab's measured similarity of a shapes-world target; returns ("similarity", dict), or None."""
+
+    similarity: float
+    n_per_class: int
+    seed: int = 0
+
+    def __call__(self, ctx: JobContext) -> tuple[str, Any] | None:
+        from tl_core.experiments.similarity import shapes_target_check
+
+        try:
+            return "similarity", shapes_target_check(self.similarity, self.n_per_class, self.seed,
+                                                     on_record=ctx.emit, cancel=ctx.cancel)
+        except Cancelled:
+            return None
 
 
 def weights_bytes(state_dict: dict[str, Any]) -> bytes:
     """A state_dict as the bytes of a `torch.save` file (load with torch.load(..., weights_only=True))."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(state_dict, buf)
     return buf.getvalue()

@@ -1,4 +1,4 @@
-"""Inference on single images: the shipped shapes model's top-k, ImageNet top-k, built-in samples and the top-k chart.
+"""Inference on single images: the shipped shapes model's top-k, ImageNet top-k and built-in samples.
 
 The explorer page classifies one picture at a time with either the playbook's own ShapesNet (offline, six source
 shapes, 32x32 inputs) or a torchvision ImageNet model (its weights' own preprocessing and category names). A
@@ -10,22 +10,18 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 import torchvision
 from PIL import Image, ImageOps
 from torch import nn
 
-from tl_core import palette
 
 from tl_core.data import shapes
 from tl_core.models.registry import get_spec
-from tl_core.figures import FONT, Chart
 from tl_core.models.weights import IMAGENET_CLASSES, imagenet_predict, imagenet_weights, load_state_dict_file
 
 SHAPES_SIZE = shapes.IMAGE_SIZE  # the shapes model's input side, in pixels
 SAMPLE_SCALE = 6  # nearest-neighbour upscaling of a 32x32 sample for display
-CONFIDENT = 0.5  # a top-1 probability from which the takeaway calls the model "fairly sure"
 
 Prediction = list[tuple[str, float]]  # [(class name, probability), ...], most likely first
 _OTHER_HEAD = re.compile(r"head has (\d+) outputs")  # load_state_dict_file's hint when only the head differs
@@ -260,80 +256,3 @@ def sample_image(shape: str, seed: int = 0, styles: tuple[str, ...] = ()) -> Ima
 def enlarge(image: Image.Image, scale: int = SAMPLE_SCALE) -> Image.Image:
     """A small image upscaled with nearest neighbour, so its pixels stay visible."""
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-
-
-# ---- the chart -----------------------------------------------------------------------------------------------
-def _pct(p: float) -> str:
-    if p >= 0.01:
-        return f"{100 * p:.0f}%"
-    return f"{100 * p:.1f}%" if p >= 0.001 else "<0.1%"
-
-
-def topk_takeaway(preds: Prediction, model_name: str, truth: str | None = None,
-                  known: tuple[str, ...] | None = None) -> str:
-    """One sentence about a prediction, computed from its probabilities.
-
-    Args:
-        preds: The prediction, most likely first.
-        model_name: How to call the model, e.g. "resnet18" or "The shapes model".
-        truth: The true class when it is known (built-in samples).
-        known: The classes the model can name, when that matters (the shapes model's six shapes).
-
-    Returns:
-        The takeaway.
-    """
-    (top, p1), rest = preds[0], preds[1:]
-    if p1 >= CONFIDENT and rest:
-        second, p2 = rest[0]
-        lead = (f"far ahead of the runner-up '{second}' (under 1%)" if p2 < 0.01 else
-                f"{p1 / p2:.0f}x the runner-up '{second}' ({_pct(p2)})")
-        core = f"{model_name} is fairly sure it is '{top}' ({_pct(p1)}), {lead}"
-    elif p1 >= CONFIDENT:
-        core = f"{model_name} is fairly sure it is '{top}' ({_pct(p1)})"
-    else:
-        core = (f"{model_name} is unsure: its best guess '{top}' gets only {_pct(p1)}, and the top {len(preds)} "
-                f"together get {_pct(sum(p for _, p in preds))}")
-    if truth is not None and known is not None and truth not in known:
-        return (f"The model only knows {len(known)} classes and '{truth}' is not one of them, so it must pick the "
-                f"closest: {core[0].lower() + core[1:]}. A new head trained on new classes fixes this: that is "
-                f"transfer learning.")
-    if truth is not None:
-        verdict = "right" if top == truth else f"wrong (it is a '{truth}')"
-        return f"{core}: {verdict}."
-    return f"{core}."
-
-
-def topk_chart(preds: Prediction, model_name: str, truth: str | None = None,
-               known: tuple[str, ...] | None = None) -> Chart:
-    """A horizontal bar chart of a prediction (most likely on top) with its computed takeaway.
-
-    Args:
-        preds: The prediction, most likely first.
-        model_name: Shown in the title and the takeaway.
-        truth: The true class when known; its bar is outlined and labelled.
-        known: The classes the model can name (see topk_takeaway).
-
-    Returns:
-        A Chart.
-
-    Raises:
-        ValueError: If the prediction is empty.
-    """
-    if not preds:
-        raise ValueError("There is no prediction to draw; classify an image first.")
-    names = [c for c, _ in preds][::-1]  # plotly draws the first bar at the bottom
-    probs = [p for _, p in preds][::-1]
-    colours = [palette.BLUE if i == len(names) - 1 else palette.SKY for i in range(len(names))]
-    labels = [f"{c} (true class)" if c == truth else c for c in names]
-    fig = go.Figure(go.Bar(
-        x=probs, y=labels, orientation="h", marker=dict(color=colours, line=dict(
-            color=[palette.BLACK if c == truth else "rgba(0,0,0,0)" for c in names], width=3)),
-        text=[_pct(p) for p in probs], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(
-        title=dict(text=f"What {model_name} sees: its top {len(preds)} classes"), font=FONT,
-        height=120 + 48 * len(preds), margin=dict(l=10, r=40, t=70, b=10), plot_bgcolor="white",
-        xaxis=dict(title="probability (softmax)", range=[0, 1.08], tickformat=".0%", gridcolor=palette.LIGHT),
-        yaxis=dict(automargin=True), showlegend=False)
-    return Chart(fig, topk_takeaway(preds, model_name, truth, known))
-

@@ -15,14 +15,14 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from tl_core.models.registry import ARCHS, get_spec
-from tl_core.teaching.decisions import layer_roles
+from tl_core.teaching.plans import layer_roles
 from tl_core.training.plan import STRATEGIES, Plan, make_plan
 
 if TYPE_CHECKING:
     from torch import nn
 
 IMAGENET_CLASSES = 1000  # the ILSVRC subset of ImageNet that torchvision's pretrained models classify
-TRAINING_ROLES = ("fine-tuned", "from scratch", "new head")  # roles of tl_core.teaching.decisions.layer_roles that train
+TRAINING_ROLES = ("fine-tuned", "from scratch", "new head")  # roles of tl_core.teaching.plans.layer_roles that train
 NO_WEIGHTS = "no weights"  # the role shown for glue outside every layer group (pooling, flatten)
 
 

@@ -1,14 +1,14 @@
-"""The teaching text of the decision pages as data, written from the seed course, plus its small diagrams as DOT.
+"""The course's own teaching text as data: the definition, the benefits, domains and tasks, freeze or fine-tune.
 
-Pages render these; keeping them here lets the wording be reviewed in one place and tested without
-streamlit. Colours come from tl_core.palette.
+Pages render these; keeping them here lets the wording be reviewed in one place and tested without streamlit.
+The matrix's and the quadrant's text sits next to the rules that choose it (tl_core.teaching.matrix, .quadrant);
+the diagrams are drawn by ui.charts.diagrams.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tl_core import palette
 
 DEFINITION = (
     "The practice of re-using a trained neural network that solves a problem similar to yours, usually leaving "
@@ -84,34 +84,13 @@ IMAGE_LAYERS_POINTS: tuple[str, ...] = (
     "Later layers learn abstract details more specific to the problem.",
 )
 
-
-def traditional_vs_transfer_dot() -> str:
-    """The course's side-by-side diagram: traditional ML (one model per dataset) versus transfer learning.
-
-    Returns:
-        A Graphviz DOT string.
-    """
-    data = f'shape=cylinder, style=filled, fillcolor="{palette.LIGHT}", color="{palette.BLACK}"'
-    model = f'shape=box, style="rounded,filled", fillcolor="{palette.SKY}", color="{palette.BLUE}"'
-    model2 = f'shape=box, style="rounded,filled", fillcolor="{palette.ORANGE}", color="{palette.VERMILLION}"'
-    know = f'shape=note, style=filled, fillcolor="{palette.YELLOW}", color="{palette.BLACK}"'
-    return "\n".join([
-        "digraph tl {",
-        "  rankdir=LR; nodesep=0.3; ranksep=0.5; newrank=true;",
-        '  node [fontname="Helvetica", fontsize=12]; edge [color="#444444"];',
-        '  subgraph cluster_trad { label="Traditional ML: every dataset starts from zero"; fontname="Helvetica"; '
-        f'fontsize=13; color="{palette.GREY}";',
-        f'    d1 [label="Dataset 1", {data}]; m1 [label="Model 1", {model}];',
-        f'    d2 [label="Dataset 2", {data}]; m2 [label="Model 2", {model2}];',
-        "    d1 -> m1; d2 -> m2;",
-        "  }",
-        '  subgraph cluster_tl { label="Transfer learning: model 1\'s knowledge helps model 2"; '
-        f'fontname="Helvetica"; fontsize=13; color="{palette.BLUE}";',
-        f'    t1 [label="Dataset 1", {data}]; n1 [label="Model 1", {model}];',
-        f'    k [label="Knowledge\\n(architecture + weights)", {know}];',
-        f'    t2 [label="Dataset 2\\n(often small)", {data}]; n2 [label="Model 2", {model2}];',
-        f'    t1 -> n1; n1 -> k [color="{palette.BLUE}", penwidth=2]; k -> n2 [color="{palette.BLUE}", penwidth=2];'
-        " t2 -> n2;",
-        "  }",
-        "}",
-    ])
+FREEZE_POINTS: tuple[str, ...] = (
+    "Initial layers detect features common to all images: colour blobs, general filters, edges, lines. "
+    "They transfer well.",
+    "Top (later) layers learn abstract details specific to the problem; they usually need to be tuned, and the "
+    "final layer is always replaced for the new classes.",
+    "The initial n layers can be frozen (not updated during training) or fine-tuned (updated during training).",
+    "Freeze when target labels are scarce and you want to avoid overfitting; fine-tune when they are more "
+    "plentiful.",
+    "Learning rates can differ per layer: small for the generic early layers, larger for the specific later ones.",
+)

@@ -221,6 +221,11 @@ def discriminative_lr_mult(groups: tuple[str, ...], decay: float) -> dict[str, f
     return {g: decay ** (n - 1 - i) for i, g in enumerate(groups)}
 
 
+def fit_batch_size(batch_size: int, n_train: int) -> int:
+    """The largest batch not above `batch_size` that the data can fill (never below 2: BatchNorm needs two)."""
+    return max(2, min(batch_size, n_train))
+
+
 HEAD_LR_MULT = 10.0  # a new head on pretrained features learns with 10x the body's learning rate
 
 

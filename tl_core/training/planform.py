@@ -1,4 +1,4 @@
-"""The Train page's plan form as plain data: a Plan to form values and back, with each strategy's rules applied.
+"""The pages' plan forms as plain data: the Train page's form to a Plan and back, and the own-images page's plan.
 
 Form values are a flat dict keyed by Plan field ("arch", "strategy", "frozen", "lr", ...) plus one "mult.<group>"
 entry per layer group for the per-group learning-rate multipliers. The page prefixes the keys to make widget keys.
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from tl_core.data import shapes
 from tl_core.models.registry import get_spec
-from tl_core.training.plan import Plan, make_plan
-from tl_core.data.datasets import DataSpec, fit_batch_size
+from tl_core.training.plan import Plan, fit_batch_size, make_plan
 
 # Plan fields the form edits (the seed is app-wide and comes from the sidebar).
 FORM_FIELDS: tuple[str, ...] = ("arch", "strategy", "frozen", "cut_after", "lr", "bn_policy", "unfreeze_every",
@@ -131,7 +131,7 @@ def data_shape(n_per_class: int, similarity: float) -> tuple[int, int]:
     Raises:
         ValueError: If the similarity is outside [0, 1].
     """
-    classes = DataSpec(n_per_class=n_per_class, similarity=similarity).world.classes
+    classes = shapes.target_spec(similarity).classes
     return n_per_class * len(classes), len(classes)
 
 
@@ -150,3 +150,65 @@ def fit_to_data(plan: Plan, n_train: int) -> tuple[Plan, str | None]:
         return plan, None
     return replace(plan, batch_size=batch), (f"Batch size lowered from {plan.batch_size} to {batch}: there are only "
                                              f"{n_train} training images.")
+
+
+# ---- the own-images page's plan -----------------------------------------------------------------------------------
+SHAPES_SIZE = 32  # the built-in network's input side
+CACHED_STRATEGIES = ("feature_extract", "early_classifier")  # strategies whose frozen body runs once
+
+
+def image_size_for(arch: str) -> int:
+    """The side the learner's images are decoded at: 32 for the built-in network, else the architecture's own.
+
+    Raises:
+        ValueError: If the architecture is unknown.
+    """
+    spec = get_spec(arch)
+    return SHAPES_SIZE if not spec.torchvision else spec.input_size
+
+
+def default_strategy(arch: str, on_cpu: bool) -> str:
+    """The strategy the page preselects.
+
+    An ImageNet model on the CPU defaults to fixed feature extraction: its frozen body runs once over the images
+    (the trainer caches the features), so a couple of hundred images at 224 px train in seconds. The built-in
+    network (and any model on a GPU) defaults to fine-tuning its final layers.
+    """
+    return "feature_extract" if get_spec(arch).torchvision and on_cpu else "finetune_top"
+
+
+def is_cached(plan: Plan) -> bool:
+    """Whether the trainer computes the frozen body's features once for this plan (as tl_core.training.estimate assumes)."""
+    return plan.strategy in CACHED_STRATEGIES and not plan.augment and plan.bn_policy == "eval"
+
+
+def needs_estimate(plan: Plan, on_cpu: bool) -> bool:
+    """Whether to show the measured run time and ask for confirmation before starting: an ImageNet-sized model
+    trained on the CPU through all its layers every step (anything not cached)."""
+    return on_cpu and plan.spec.torchvision and not is_cached(plan)
+
+
+def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: int = 10, lr: float = 3e-3, seed: int = 0,
+             batch_size: int = 32, augment: bool = False) -> Plan:
+    """A plan for the learner's data: the strategy's usual freezing, with the batch fitted to the data.
+
+    Args:
+        arch: A registry key.
+        strategy: A key of tl_core.training.plan.STRATEGIES.
+        n_train: Training images after the split.
+        n_classes: Classes in the data.
+        epochs: Passes over the training data (raised to reach the plan's minimum steps).
+        lr: Base learning rate.
+        seed: Seeds the weights and the shuffling.
+        batch_size: Largest batch; lowered to n_train if the data is smaller.
+        augment: Random flips and shifts (turns the feature cache off).
+
+    Returns:
+        A plan validated against the data.
+
+    Raises:
+        ValueError: If the plan cannot run on this data, saying what to change.
+    """
+    plan = make_plan(strategy, arch=arch, epochs=epochs, lr=lr, seed=seed, augment=augment,
+                     batch_size=max(1, min(batch_size, n_train)))
+    return plan.validate_for_data(n_train, n_classes)

@@ -26,35 +26,11 @@ from tl_core.models import networks as models
 from tl_core.training.device import select_device
 from tl_core.models.features import cpu_bf16_supported, extract_features
 from tl_core.training.freeze import GroupedModel, build_optimizer, freeze, next_to_thaw, set_train_mode, thaw
+from tl_core.data.datasets import TensorData
+from tl_core.jobs.progress import Cancelled
 from tl_core.training.plan import Plan
 from tl_core.training.records import EpochRecord, Evaluation, EventRecord, Record, RunResult, StartRecord, StepRecord
 from tl_core.training.tracking import GradTracker
-
-
-@dataclass
-class TensorData:
-    """A labelled image set as tensors."""
-
-    x: torch.Tensor  # (N, 3, H, W) float32 in [0, 1]
-    y: torch.Tensor  # (N,) int64 class indices
-    classes: tuple[str, ...]  # class names, indexed by y
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    @classmethod
-    def from_numpy(cls, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> TensorData:
-        """Wrap numpy arrays without copying."""
-        return cls(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)),
-                   torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), tuple(classes))
-
-    @classmethod
-    def from_shapes(cls, data) -> TensorData:  # data: tl_core.data.shapes.ShapesData
-        return cls.from_numpy(data.images, data.labels, data.classes)
-
-
-class Cancelled(Exception):
-    """Raised inside the loop when the cancel flag is set."""
 
 
 class Diverged(Exception):

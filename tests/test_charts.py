@@ -10,7 +10,11 @@ import statistics
 import numpy as np
 import pytest
 
-from tl_core import figures
+from tl_core.experiments import race
+from tl_core.jobs import progress
+from tl_core.training import history
+from ui.charts import race as race_charts
+from ui.charts import training
 from tl_core.training.plan import make_plan
 from tl_core.experiments.race import race_lanes, race_table, run_race
 from tl_core.training.records import EpochRecord, StartRecord, StepRecord
@@ -42,7 +46,7 @@ def _heatmap(fig):
 # ---- History --------------------------------------------------------------------------------------------------
 def test_history_from_records_matches_history_from_result(run):
     result, records = run
-    live, final = figures.History.from_records(records), figures.History.from_result(result)
+    live, final = history.History.from_records(records), history.History.from_result(result)
     assert live.groups == final.groups == result.groups
     assert live.frozen == final.frozen == ("block1", "block2", "block3")
     assert live.steps == final.steps == [s.step for s in result.steps]
@@ -55,20 +59,20 @@ def test_progress_and_eta_from_partial_records(run):
     _, records = run
     start = next(r for r in records if isinstance(r, StartRecord))
     steps = [r for r in records if isinstance(r, StepRecord)]
-    half = figures.History.from_records([start, *steps[: start.total_steps // 2]])
-    p = figures.progress(half, elapsed_s=3.0)
+    half = history.History.from_records([start, *steps[: start.total_steps // 2]])
+    p = progress.run_progress(half, elapsed_s=3.0)
     done = start.total_steps // 2
     assert p.fraction == pytest.approx(done / start.total_steps)
     assert p.eta_s == pytest.approx(3.0 / done * (start.total_steps - done))
     assert f"Step {done} of {start.total_steps}" in p.text and "left" in p.text
-    assert figures.progress(figures.History(), 1.0).fraction == 0.0  # before the StartRecord: setting up
-    assert figures.queue_message(2) == "2 runs ahead of you; yours starts after them."
+    assert progress.run_progress(history.History(), 1.0).fraction == 0.0  # before the StartRecord: setting up
+    assert progress.queue_message(2) == "2 runs ahead of you; yours starts after them."
 
 
 # ---- the gradient heatmap -------------------------------------------------------------------------------------
 def test_heatmap_has_one_row_per_group_frozen_rows_marked_and_log_colour(run):
     result, records = run
-    c = figures.grad_heatmap_chart(figures.History.from_records(records))
+    c = training.grad_heatmap_chart(history.History.from_records(records))
     hm = _heatmap(c.fig)
     assert len(hm.y) == len(hm.z) == len(result.groups) == 5
     for label, row, group in zip(hm.y, hm.z, result.groups):
@@ -88,7 +92,7 @@ def test_heatmap_has_one_row_per_group_frozen_rows_marked_and_log_colour(run):
 
 def test_heatmap_takeaway_names_frozen_groups_and_largest_gradient(run):
     result, records = run
-    c = figures.grad_heatmap_chart(figures.History.from_records(records))
+    c = training.grad_heatmap_chart(history.History.from_records(records))
     med = {g: statistics.median(s.grad_norm[g] for s in result.steps) for g in ("block4", "head")}
     top = max(med, key=med.get)
     assert c.takeaway.startswith("Frozen block1, block2 and block3 had no gradient")
@@ -96,12 +100,12 @@ def test_heatmap_takeaway_names_frozen_groups_and_largest_gradient(run):
 
 
 def test_long_runs_are_binned_into_at_most_max_columns():
-    h = figures.History.from_records([
+    h = history.History.from_records([
         StartRecord(total_steps=1000, epochs=1, groups=("a", "head"), frozen=("a",), cached=()),
         *(StepRecord(i, 0, 1.0, {"a": 0.0, "head": 0.1}, {"a": None, "head": 10.0 ** -(i % 3)}, None)
           for i in range(1000))])
-    hm = _heatmap(figures.grad_heatmap_chart(h).fig)
-    assert len(hm.x) == figures.MAX_HEATMAP_COLUMNS
+    hm = _heatmap(training.grad_heatmap_chart(h).fig)
+    assert len(hm.x) == training.MAX_HEATMAP_COLUMNS
     assert hm.x[0] >= 1 and hm.x[-1] <= 1000
     assert all(v is None for v in hm.z[0])
     geo = math.exp(statistics.mean(math.log(10.0 ** -(i % 3)) for i in range(5)))  # first bin: steps 0..4
@@ -111,12 +115,12 @@ def test_long_runs_are_binned_into_at_most_max_columns():
 def test_gradual_unfreezing_shows_the_thaw(data):
     plan = make_plan("finetune_top", freeze_first=2, unfreeze_every=2, **{**TINY, "epochs": 4})
     result = train(plan, *data)
-    h = figures.History.from_result(result)
+    h = history.History.from_result(result)
     thawed = h.thawed_at()
     assert list(thawed) == ["block2"]  # the deepest frozen group thaws first
     first = next(s.step for s in result.steps if s.grad_norm["block2"] is not None)
     assert thawed["block2"] == first > 0
-    c = figures.grad_heatmap_chart(h)
+    c = training.grad_heatmap_chart(h)
     assert f"block2 (thawed at step {first + 1})" in _heatmap(c.fig).y
     assert f"block2 started learning at step {first + 1}" in c.takeaway
     assert "Frozen block1 had no gradient" in c.takeaway
@@ -125,7 +129,7 @@ def test_gradual_unfreezing_shows_the_thaw(data):
 # ---- the other charts of a run ---------------------------------------------------------------------------------
 def test_confusion_matrix_sums_to_the_validation_size(run, data):
     result, _ = run
-    c = figures.confusion_chart(result.evaluation)
+    c = training.confusion_chart(result.evaluation)
     hm = _heatmap(c.fig)
     assert sum(map(sum, hm.z)) == len(data[1])
     right = sum(hm.z[i][i] for i in range(len(hm.z)))
@@ -140,11 +144,11 @@ def test_confusion_matrix_sums_to_the_validation_size(run, data):
 def test_per_class_and_drift_takeaways_come_from_the_run(run):
     result, _ = run
     ev = result.evaluation
-    c = figures.per_class_chart(ev)
+    c = training.per_class_chart(ev)
     assert list(c.fig.data[0].x) == [ev.per_class[k] for k in ev.per_class]
     if len(set(ev.per_class.values())) > 1:
         assert f"Hardest class: {min(ev.per_class, key=ev.per_class.get)}" in c.takeaway
-    d = figures.drift_chart(result)
+    d = training.drift_chart(result)
     assert list(d.fig.data[0].x) == list(result.groups)
     assert [result.drift[g] for g in result.groups] == list(d.fig.data[0].y)
     assert all(result.drift[g] == 0 for g in result.frozen)
@@ -154,47 +158,47 @@ def test_per_class_and_drift_takeaways_come_from_the_run(run):
 
 def test_curves_and_update_ratio_charts(run):
     result, records = run
-    h = figures.History.from_records(records)
-    c = figures.curves_chart(h, n_classes=4)
+    h = history.History.from_records(records)
+    c = training.curves_chart(h, n_classes=4)
     train_acc = next(t for t in c.fig.data if t.name == "train" and t.xaxis == "x2")
     assert list(train_acc.y) == [e.train_acc for e in result.epochs]
-    r = figures.update_ratio_chart(h)
+    r = training.update_ratio_chart(h)
     assert {t.name for t in r.fig.data} == {"block4", "head", "rule of thumb ≈ 10⁻³"}  # no line for frozen groups
-    assert list(r.fig.data[-1].y) == [figures.RATIO_RULE_OF_THUMB] * 2
+    assert list(r.fig.data[-1].y) == [training.RATIO_RULE_OF_THUMB] * 2
     assert r.fig.layout.yaxis.type == "log"
     assert "frozen block1, block2 and block3 by nothing" in r.takeaway
-    assert set(figures.live_charts(h)) == {"curves", "grads", "ratio"}
+    assert set(training.live_charts(h)) == {"curves", "grads", "ratio"}
 
 
 def test_empty_history_gives_titled_waiting_charts():
-    for c in figures.live_charts(figures.History()).values():
+    for c in training.live_charts(history.History()).values():
         assert c.fig.layout.title.text and c.takeaway.startswith("Waiting")
 
 
 def test_misclassified_gallery_and_csv_downloads(run, data):
     result, _ = run
-    examples = figures.misclassified(result.evaluation, data[1].x, k=3)
+    examples = training.misclassified(result.evaluation, data[1].x, k=3)
     top = result.evaluation.top_losses[:3]
     assert [e.index for e in examples] == [t["index"] for t in top]
     for e, t in zip(examples, top):
         assert e.image.shape == (96, 96, 3) and e.image.dtype == np.uint8
         assert e.caption.startswith(f"{t['true']} → {t['pred']}")
         assert data[1].classes[int(data[1].y[e.index])] == t["true"]
-    rows = list(csv.DictReader(io.StringIO(figures.history_csv(result))))
+    rows = list(csv.DictReader(io.StringIO(history.history_csv(result))))
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(result.epochs) + 1))
     assert float(rows[-1]["val_acc"]) == pytest.approx(result.epochs[-1].val_acc)
-    steps = list(csv.DictReader(io.StringIO(figures.steps_csv(result))))
+    steps = list(csv.DictReader(io.StringIO(history.steps_csv(result))))
     assert len(steps) == len(result.steps) and steps[0]["grad_norm_block1"] == ""
     assert float(steps[0]["grad_norm_head"]) == pytest.approx(result.steps[0].grad_norm["head"])
 
 
 def test_curves_takeaway_spots_overfitting_and_chance():
     def h(train_acc, val_acc):
-        return figures.History(epochs=[EpochRecord(0, 0.1, train_acc, 1.0, val_acc, 1.0)])
+        return history.History(epochs=[EpochRecord(0, 0.1, train_acc, 1.0, val_acc, 1.0)])
 
-    assert "overfitting" in figures.curves_chart(h(1.0, 0.6), 4).takeaway
-    assert "close to chance (25%)" in figures.curves_chart(h(0.3, 0.26), 4).takeaway
-    assert "no strong overfitting" in figures.curves_chart(h(0.95, 0.9), 4).takeaway
+    assert "overfitting" in training.curves_chart(h(1.0, 0.6), 4).takeaway
+    assert "close to chance (25%)" in training.curves_chart(h(0.3, 0.26), 4).takeaway
+    assert "no strong overfitting" in training.curves_chart(h(0.95, 0.9), 4).takeaway
 
 
 # ---- the race ------------------------------------------------------------------------------------------------
@@ -202,24 +206,24 @@ def test_race_charts_and_verdict(data):
     lanes = race_lanes(["feature_extract", "scratch"], **TINY)
     items = []
     results = run_race(lanes, *data, on_record=lambda lane, rec: items.append((lane, rec)), keep_weights=False)
-    hs = figures.race_histories(items)
+    hs = history.race_histories(items)
     assert list(hs) == ["feature_extract", "scratch"]
-    curves = figures.race_curves_chart(hs)
+    curves = race_charts.race_curves_chart(hs)
     assert [t.name for t in curves.fig.data] == ["Fixed feature extraction", "Re-train from scratch"]
     assert {t.line.dash for t in curves.fig.data} == {"dot", "longdash"}  # lanes differ by more than colour
-    maps = figures.race_heatmaps_chart(hs)
+    maps = race_charts.race_heatmaps_chart(hs)
     assert [len(t.y) for t in maps.fig.data] == [5, 5]
     frozen_marks = [(a.xref, a.y) for a in maps.fig.layout.annotations if a.text == "frozen"]
     assert frozen_marks == [("x", g) for g in ("block1", "block2", "block3", "block4")]  # only in the first panel
     assert all(t.coloraxis == "coloraxis" for t in maps.fig.data)  # one shared colour scale
     assert "Fixed feature extraction 1 of 5" in maps.takeaway and "Re-train from scratch 5 of 5" in maps.takeaway
-    p = figures.race_progress(hs, ["feature_extract", "scratch"], 4.0)
+    p = progress.race_progress(hs, ["feature_extract", "scratch"], 4.0)
     assert p.fraction == pytest.approx(1.0)
     rows = race_table(lanes, results)
     winner, loser = rows[0], rows[-1]
-    assert figures.race_verdict(rows, winner["lane"]).startswith("You called it")
+    assert race.race_verdict(rows, winner["lane"]).startswith("You called it")
     if loser["accuracy"] < winner["accuracy"]:
-        v = figures.race_verdict(rows, loser["lane"])
+        v = race.race_verdict(rows, loser["lane"])
         assert v.startswith(f"You predicted {loser['strategy']}; {winner['strategy']} won") and "2nd of 2" in v
-    shown = figures.race_rows_for_display(rows)
+    shown = race.race_rows_for_display(rows)
     assert [r["Rank"] for r in shown] == [1, 2] and shown[0]["Validation accuracy"] == winner["accuracy"]

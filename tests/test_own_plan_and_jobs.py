@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tl_core import owntrain
+from tl_core.data import own
+from tl_core.training import planform
+from ui.charts import own_data
+from tl_core.jobs import work
 from tl_core.jobs.manager import JobManager
 from tl_core.data.own import load_class_uploads
 from tl_core.data.safe_io import Limits, UnsafeInput
@@ -33,71 +36,71 @@ def uploads(n: int = 8) -> dict[str, list[tuple[str, bytes]]]:
 
 
 def test_class_names_are_checked() -> None:
-    assert owntrain.check_class_name("  mugs ", ["cups"]) == "mugs"
+    assert own.check_class_name("  mugs ", ["cups"]) == "mugs"
     for bad, match in (("", "Type a name"), ("Cups", "already a class called 'Cups'"), ("a/b", "slashes"),
                        ("x" * 41, "at most 40")):
         with pytest.raises(ValueError, match=match):
-            owntrain.check_class_name(bad, ["cups"])
+            own.check_class_name(bad, ["cups"])
     with pytest.raises(ValueError, match="already 20 classes"):
-        owntrain.check_class_name("one more", [f"c{i}" for i in range(20)])
+        own.check_class_name("one more", [f"c{i}" for i in range(20)])
 
 
 def test_additions_are_refused_whole_when_a_limit_would_break() -> None:
     limits = Limits(max_files=5, max_file_bytes=100, max_total_bytes=250)
-    owntrain.check_additions([[("a", b"x" * 50)]], [("b", b"y" * 50)], limits)  # fine
+    own.check_additions([[("a", b"x" * 50)]], [("b", b"y" * 50)], limits)  # fine
     with pytest.raises(UnsafeInput, match="'big.png' is .* the limit per image"):
-        owntrain.check_additions([], [("ok.png", b"1"), ("big.png", b"x" * 101)], limits)
+        own.check_additions([], [("ok.png", b"1"), ("big.png", b"x" * 101)], limits)
     with pytest.raises(UnsafeInput, match="would make 6 images; the limit is 5"):
-        owntrain.check_additions([[("a", b"1")] * 3], [("b", b"1")] * 3, limits)
+        own.check_additions([[("a", b"1")] * 3], [("b", b"1")] * 3, limits)
     with pytest.raises(UnsafeInput, match="Nothing was added"):
-        owntrain.check_additions([[("a", b"x" * 100)] * 2], [("b", b"x" * 51)], limits)
+        own.check_additions([[("a", b"x" * 100)] * 2], [("b", b"x" * 51)], limits)
 
 
 def test_sizes_and_default_strategies_per_architecture() -> None:
-    assert owntrain.image_size_for("shapesnet") == 32
-    assert owntrain.image_size_for("resnet18") == 224 and owntrain.image_size_for("inception_v3") == 299
-    assert owntrain.default_strategy("resnet18", on_cpu=True) == "feature_extract"
-    assert owntrain.default_strategy("resnet18", on_cpu=False) == "finetune_top"
-    assert owntrain.default_strategy("shapesnet", on_cpu=True) == "finetune_top"
+    assert planform.image_size_for("shapesnet") == 32
+    assert planform.image_size_for("resnet18") == 224 and planform.image_size_for("inception_v3") == 299
+    assert planform.default_strategy("resnet18", on_cpu=True) == "feature_extract"
+    assert planform.default_strategy("resnet18", on_cpu=False) == "finetune_top"
+    assert planform.default_strategy("shapesnet", on_cpu=True) == "finetune_top"
 
 
 def test_only_uncached_imagenet_plans_on_the_cpu_need_an_estimate() -> None:
-    fe = owntrain.own_plan("resnet18", "feature_extract", 40, 3)
-    ft = owntrain.own_plan("resnet18", "finetune_all", 40, 3)
-    aug = owntrain.own_plan("resnet18", "feature_extract", 40, 3, augment=True)
-    small = owntrain.own_plan("shapesnet", "finetune_all", 40, 3)
-    assert owntrain.is_cached(fe) and not owntrain.needs_estimate(fe, on_cpu=True)
-    assert owntrain.needs_estimate(ft, on_cpu=True) and not owntrain.needs_estimate(ft, on_cpu=False)
-    assert owntrain.needs_estimate(aug, on_cpu=True)  # augmentation turns the cache off
-    assert not owntrain.needs_estimate(small, on_cpu=True)
+    fe = planform.own_plan("resnet18", "feature_extract", 40, 3)
+    ft = planform.own_plan("resnet18", "finetune_all", 40, 3)
+    aug = planform.own_plan("resnet18", "feature_extract", 40, 3, augment=True)
+    small = planform.own_plan("shapesnet", "finetune_all", 40, 3)
+    assert planform.is_cached(fe) and not planform.needs_estimate(fe, on_cpu=True)
+    assert planform.needs_estimate(ft, on_cpu=True) and not planform.needs_estimate(ft, on_cpu=False)
+    assert planform.needs_estimate(aug, on_cpu=True)  # augmentation turns the cache off
+    assert not planform.needs_estimate(small, on_cpu=True)
 
 
 def test_own_plan_fits_the_batch_and_refuses_what_cannot_run() -> None:
-    plan = owntrain.own_plan("shapesnet", "finetune_top", 18, 3, epochs=3, lr=0.01, seed=4)
+    plan = planform.own_plan("shapesnet", "finetune_top", 18, 3, epochs=3, lr=0.01, seed=4)
     assert plan.batch_size == 18 and plan.epochs == 3 and plan.lr == 0.01 and plan.seed == 4
     assert plan.frozen == ("block1", "block2", "block3")
     with pytest.raises(ValueError, match="at least two classes"):
-        owntrain.own_plan("shapesnet", "finetune_top", 18, 1)
+        planform.own_plan("shapesnet", "finetune_top", 18, 1)
 
 
 def test_counts_chart_takeaways_follow_the_counts() -> None:
     ds = load_class_uploads(uploads(4), size=32)
-    c = owntrain.counts_chart(ds.report)
+    c = own_data.counts_chart(ds.report)
     assert c.fig.layout.title.text == "Usable images per class" and list(c.fig.data[0].y) == [4, 4, 4]
     assert c.takeaway == "Balanced: every class has 4 images."
     up = uploads(4)
     up["red"] = up["red"] * 3  # 12 red, 4 green, 4 blue
     up["blue"] = up["blue"][:1]  # 1 blue: blocking
     rep = load_class_uploads(up, size=32).report
-    assert "blue has fewer than 2 images" in owntrain.counts_chart(rep).takeaway
+    assert "blue has fewer than 2 images" in own_data.counts_chart(rep).takeaway
     up["blue"] = uploads(4)["blue"]
     assert "red has the most images (12), green the fewest (4): 3.0x apart" in \
-        owntrain.counts_chart(load_class_uploads(up, size=32).report).takeaway
+        own_data.counts_chart(load_class_uploads(up, size=32).report).takeaway
 
 
 def test_previews_show_the_decoded_images() -> None:
     ds = load_class_uploads(uploads(8), size=32)
-    tiles = owntrain.previews(ds, per_class=3, side=64)
+    tiles = own.previews(ds, per_class=3, side=64)
     assert list(tiles) == ["red", "green", "blue"]
     assert all(len(v) == 3 and v[0].shape == (64, 64, 3) and v[0].dtype == np.uint8 for v in tiles.values())
     centre = tiles["red"][0][32, 32]
@@ -106,10 +109,10 @@ def test_previews_show_the_decoded_images() -> None:
 
 def test_own_train_job_trains_above_chance_through_the_job_manager() -> None:
     ds = load_class_uploads(uploads(8), size=32)
-    plan = owntrain.own_plan("shapesnet", "finetune_top", 18, 3, epochs=5)
+    plan = planform.own_plan("shapesnet", "finetune_top", 18, 3, epochs=5)
     mgr = JobManager(limit=1)
     mgr.cores = 1  # one torch thread: on a shared, busy machine two spinning threads run many times slower
-    job = mgr.submit(owntrain.own_train_job(plan, ds, 0.25), owner="test", label="own")
+    job = mgr.submit(work.OwnTrainJob(plan, ds, 0.25), owner="test", label="own")
     assert job.wait(300) and job.state == "done", job.error
     out = job.result
     assert (out.n_train, out.n_val) == (18, 6) and out.val_images.shape == (6, 3, 32, 32)
@@ -117,4 +120,4 @@ def test_own_train_job_trains_above_chance_through_the_job_manager() -> None:
     assert out.result.final_val_acc > 1 / 3
     assert len(job.buffer) > 0  # records streamed while it ran
     with pytest.raises(ValueError, match="cannot be trained on yet"):
-        owntrain.split_tensors(load_class_uploads({"only": uploads(3)["red"]}, size=32))
+        own.split_tensors(load_class_uploads({"only": uploads(3)["red"]}, size=32))

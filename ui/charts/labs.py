@@ -1,8 +1,8 @@
 """Charts of the labs' experiments, each with a one-line takeaway computed from the same result (plotly only).
 
-Every function takes an experiment's result dataclass (or its live records) and returns a `tl_core.figures.Chart`:
-a titled figure plus a sentence derived from the numbers it draws, so the caption cannot disagree with the
-picture. No torch and no streamlit here; the lab pages put the charts on screen with `ui.render.chart`.
+Every function takes an experiment's result dataclass (or its live records) and returns a `Chart`: a titled figure
+plus a sentence derived from the numbers it draws, so the caption cannot disagree with the picture. No torch and no
+streamlit here; the lab pages put the charts on screen with `ui.render.chart`.
 """
 
 from __future__ import annotations
@@ -11,75 +11,25 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
+from tl_core.experiments import Point
+from tl_core.experiments.race import lane_label
+from tl_core.fmt import pct, points
+from ui.charts import theme
+from ui.charts.theme import LANE_STYLES, Chart, acc_axis, hline
 
-from tl_core import palette
-from tl_core.experiments import Point, Progress as ExperimentProgress
-from tl_core.figures import FONT, LANE_STYLES, Chart, Progress, lane_label
-
-SERIES = palette.OKABE_ITO  # colours in series order
-
-
-# ---- helpers ----------------------------------------------------------------------------------------------------
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
+SERIES = theme.OKABE_ITO  # colours in series order
 
 
-def _pts(x: float) -> str:
-    """A signed difference of two accuracies in percentage points."""
-    return f"{100 * x:+.1f} points"
-
-
-def _figure(data: list[dict], title: str, height: int = 380, **layout: Any) -> go.Figure:
-    base = dict(title=dict(text=title), height=height, font=FONT, margin=dict(l=10, r=10, t=70, b=10),
-                plot_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-    return go.Figure(dict(data=data, layout={**base, **layout}))
-
-
-def _axis(title: str | None = None, **kw: Any) -> dict:
-    axis = dict(gridcolor=palette.LIGHT, zeroline=False, **kw)
-    if title:
-        axis["title"] = dict(text=title)
-    return axis
-
-
-def _hline(y: float, text: str) -> tuple[dict, dict]:
-    """A dotted horizontal reference line across the plot, with its label (shape, annotation)."""
-    shape = dict(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y, line=dict(color=palette.GREY, dash="dot"))
-    note = dict(text=text, xref="paper", x=1, y=y, yanchor="bottom", xanchor="right", showarrow=False,
-                font=dict(size=13, color="#555555"), bgcolor="rgba(255,255,255,0.85)")
-    return shape, note
-
-
-def _acc_axis(**kw: Any) -> dict:
-    return _axis("accuracy", range=[0, 1.05], tickformat=".0%", **kw)
+def _figure(data: list[dict], title: str, height: int = 380, **layout: Any) -> Any:
+    return theme.figure(data, title, height, **layout)
 
 
 def _bars(labels: Sequence[str], values: Sequence[float], name: str, colour: str, **kw: Any) -> dict:
     return dict(type="bar", x=list(labels), y=list(values), name=name, marker=dict(color=colour),
-                text=[_pct(v) for v in values], textposition="outside", cliponaxis=False, **kw)
-
-
-def waiting(title: str, message: str) -> Chart:
-    """A titled, empty chart that says what it waits for."""
-    fig = _figure([], title, 300, xaxis=dict(visible=False), yaxis=dict(visible=False),
-                  annotations=[dict(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                                    font=dict(size=17))])
-    return Chart(fig, message)
+                text=[pct(v) for v in values], textposition="outside", cliponaxis=False, **kw)
 
 
 # ---- live progress ---------------------------------------------------------------------------------------------
-def progress(records: Sequence[Any], elapsed_s: float) -> Progress:
-    """The latest experiment Progress record as a progress bar with an ETA."""
-    latest = next((r for r in reversed(records) if isinstance(r, ExperimentProgress)), None)
-    if latest is None:
-        return Progress(0.0, f"Starting… {elapsed_s:.0f} s", None)
-    frac = min(max(latest.fraction, 0.0), 1.0)
-    eta = elapsed_s / frac * (1 - frac) if frac > 0.03 else None
-    text = f"{latest.message} · {elapsed_s:.0f} s"
-    if eta is not None and frac < 1:
-        text += f" · about {math.ceil(eta)} s left"
-    return Progress(frac, text, eta)
 
 
 def live_curves(records: Sequence[Any], *, title: str = "Live: the experiment's curves", y_title: str = "value"
@@ -90,12 +40,12 @@ def live_curves(records: Sequence[Any], *, title: str = "Live: the experiment's 
         if isinstance(r, Point):
             series.setdefault(r.series, []).append(r)
     if not series:
-        return waiting(title, "Waiting for the first numbers…")
+        return theme.waiting(title, "Waiting for the first numbers…")
     data = [dict(type="scatter", mode="lines+markers", x=[p.x for p in pts], y=[p.y for p in pts], name=name,
                  line=dict(color=SERIES[i % len(SERIES)]), marker=dict(size=5))
             for i, (name, pts) in enumerate(series.items())]
     latest = ", ".join(f"{name} {pts[-1].y:.3g}" for name, pts in series.items())
-    return Chart(_figure(data, title, 320, xaxis=_axis("step"), yaxis=_axis(y_title)), f"Latest values: {latest}.")
+    return Chart(_figure(data, title, 320, xaxis=theme.axis("step"), yaxis=theme.axis(y_title)), f"Latest values: {latest}.")
 
 
 # ---- multi-task learning --------------------------------------------------------------------------------------
@@ -103,14 +53,14 @@ def multitask_accuracy_chart(res: Any) -> Chart:
     """Held-out accuracy of each task, trained jointly and alone, against chance."""
     tasks = list(res.chance)
     data = [_bars(tasks, [res.accuracy["joint"][t] for t in tasks], "one shared body, two heads (joint)",
-                  palette.BLUE),
-            _bars(tasks, [res.accuracy["alone"][t] for t in tasks], "each task alone", palette.ORANGE),
+                  theme.BLUE),
+            _bars(tasks, [res.accuracy["alone"][t] for t in tasks], "each task alone", theme.ORANGE),
             dict(type="scatter", mode="markers", x=tasks, y=[res.chance[t] for t in tasks], name="chance",
-                 marker=dict(symbol="line-ew-open", size=40, color=palette.BLACK, line=dict(width=2)))]
+                 marker=dict(symbol="line-ew-open", size=40, color=theme.BLACK, line=dict(width=2)))]
     fig = _figure(data, f"Multi-task learning: shape and {res.second_task}, jointly or alone", barmode="group",
-                  yaxis=_acc_axis(), xaxis=_axis("task"))
+                  yaxis=acc_axis(), xaxis=theme.axis("task"))
     diffs = {t: res.accuracy["joint"][t] - res.accuracy["alone"][t] for t in tasks}
-    parts = [f"{t} {_pts(d)}" for t, d in diffs.items()]
+    parts = [f"{t} {points(d)}" for t, d in diffs.items()]
     if all(abs(d) <= 0.02 for d in diffs.values()):
         verdict = "sharing neither helped nor hurt beyond noise"
     elif all(d >= -0.02 for d in diffs.values()):
@@ -132,8 +82,8 @@ def multitask_gradient_chart(res: Any) -> Chart:
     data = [dict(type="bar", x=groups, y=[means[t][g] for g in groups], name=f"from the {t} head",
                  marker=dict(color=SERIES[i])) for i, t in enumerate(tasks)]
     fig = _figure(data, "How hard each head pulls on the shared layers (gradient norm, joint training)",
-                  barmode="group", xaxis=_axis("shared layer group (input → output)"),
-                  yaxis=_axis("mean gradient L2 norm"))
+                  barmode="group", xaxis=theme.axis("shared layer group (input → output)"),
+                  yaxis=theme.axis("mean gradient L2 norm"))
     a, b = tasks
     ratios = {g: means[a][g] / means[b][g] for g in groups if means[b][g] > 0}
     g_max = max(ratios, key=lambda g: abs(math.log(ratios[g])) if ratios[g] > 0 else 0) if ratios else groups[0]
@@ -150,10 +100,10 @@ def multitask_gradient_chart(res: Any) -> Chart:
 def multitask_cosine_chart(res: Any) -> Chart:
     """Cosine between the two tasks' shared-body gradients over joint training."""
     data = [dict(type="scatter", mode="lines+markers", x=res.grad_steps, y=res.grad_cosine, name="cosine",
-                 line=dict(color=palette.PINK))]
-    shape, note = _hline(0.0, "orthogonal")
+                 line=dict(color=theme.PINK))]
+    shape, note = hline(0.0, "orthogonal")
     fig = _figure(data, "Do the two tasks agree? Cosine of their shared-layer gradients", 300,
-                  xaxis=_axis("step"), yaxis=_axis("cosine", range=[-1, 1]), shapes=[shape], annotations=[note],
+                  xaxis=theme.axis("step"), yaxis=theme.axis("cosine", range=[-1, 1]), shapes=[shape], annotations=[note],
                   showlegend=False)
     pos = sum(c > 0 for c in res.grad_cosine)
     return Chart(fig, f"The cosine was positive (agreement) at {pos} of {len(res.grad_cosine)} measured steps.")
@@ -163,31 +113,31 @@ def multitask_cosine_chart(res: Any) -> Chart:
 def self_taught_chart(res: Any) -> Chart:
     """Target accuracy per way of getting features, with chance."""
     methods = list(res.accuracy)
-    colours = [palette.GREY, palette.VERMILLION, palette.GREEN, palette.BLUE]
+    colours = [theme.GREY, theme.VERMILLION, theme.GREEN, theme.BLUE]
     names = [m.replace(": ", ":<br>") for m in methods]  # short lines under the bars
     data = [dict(type="bar", x=names, y=[res.accuracy[m] for m in methods], marker=dict(color=colours),
-                 text=[_pct(res.accuracy[m]) for m in methods], textposition="outside", cliponaxis=False)]
-    shape, note = _hline(res.chance, f"chance {_pct(res.chance)}")
+                 text=[pct(res.accuracy[m]) for m in methods], textposition="outside", cliponaxis=False)]
+    shape, note = hline(res.chance, f"chance {pct(res.chance)}")
     fig = _figure(data, f"Self-taught learning: {res.n_labelled} labelled target images, {res.n_unlabelled} "
-                        f"unlabelled others", yaxis=_acc_axis(), shapes=[shape], annotations=[note],
+                        f"unlabelled others", yaxis=acc_axis(), shapes=[shape], annotations=[note],
                   showlegend=False)
     st_acc = res.accuracy["self-taught features"]
     none = max(res.accuracy["random features"], res.accuracy["scratch: whole network on the few labels"])
     sup = res.accuracy["supervised source features"]
-    verdict = (f"beat the best no-pretraining baseline ({_pct(none)}) by {_pts(st_acc - none)[1:]}"
-               if st_acc > none else f"did not beat no pretraining ({_pct(none)})")
-    return Chart(fig, f"Features from unlabelled images ({res.pretext} pretext) reached {_pct(st_acc)} and "
-                      f"{verdict}; the supervised source model, which had labels, reached {_pct(sup)}.")
+    verdict = (f"beat the best no-pretraining baseline ({pct(none)}) by {points(st_acc - none)[1:]}"
+               if st_acc > none else f"did not beat no pretraining ({pct(none)})")
+    return Chart(fig, f"Features from unlabelled images ({res.pretext} pretext) reached {pct(st_acc)} and "
+                      f"{verdict}; the supervised source model, which had labels, reached {pct(sup)}.")
 
 
 def pretext_curve_chart(res: Any) -> Chart:
     """The pretext task's loss over its steps."""
     steps, losses = [s for s, _ in res.pretext_curve], [v for _, v in res.pretext_curve]
-    data = [dict(type="scatter", mode="lines+markers", x=steps, y=losses, line=dict(color=palette.GREEN))]
-    fig = _figure(data, f"The pretext task ({res.pretext}) on unlabelled images: loss", 300, xaxis=_axis("step"),
-                  yaxis=_axis("loss"), showlegend=False)
+    data = [dict(type="scatter", mode="lines+markers", x=steps, y=losses, line=dict(color=theme.GREEN))]
+    fig = _figure(data, f"The pretext task ({res.pretext}) on unlabelled images: loss", 300, xaxis=theme.axis("step"),
+                  yaxis=theme.axis("loss"), showlegend=False)
     drop = 1 - losses[-1] / losses[0] if losses and losses[0] > 0 else 0.0
-    return Chart(fig, f"The pretext loss fell by {_pct(drop)} in {res.pretext_steps} steps, with no label in "
+    return Chart(fig, f"The pretext loss fell by {pct(drop)} in {res.pretext_steps} steps, with no label in "
                       f"sight.")
 
 
@@ -195,25 +145,25 @@ def pretext_curve_chart(res: Any) -> Chart:
 def adaptation_chart(res: Any) -> Chart:
     """Target and source accuracy per method."""
     methods = list(res.accuracy)
-    data = [_bars(methods, [res.accuracy[m] for m in methods], "target domain (no labels used)", palette.BLUE),
-            _bars(methods, [res.source_accuracy[m] for m in methods], "source domain", palette.SKY)]
-    shape, note = _hline(res.chance, f"chance {_pct(res.chance)}")
-    fig = _figure(data, f"Domain adaptation to {res.target}", barmode="group", yaxis=_acc_axis(),
+    data = [_bars(methods, [res.accuracy[m] for m in methods], "target domain (no labels used)", theme.BLUE),
+            _bars(methods, [res.source_accuracy[m] for m in methods], "source domain", theme.SKY)]
+    shape, note = hline(res.chance, f"chance {pct(res.chance)}")
+    fig = _figure(data, f"Domain adaptation to {res.target}", barmode="group", yaxis=acc_axis(),
                   shapes=[shape], annotations=[note])
     before = res.accuracy["source only"]
     best = max(methods[1:], key=lambda m: res.accuracy[m])
-    return Chart(fig, f"Without target labels, the source model scored {_pct(before)} on the target; "
-                      f"AdaBN {_pct(res.accuracy['AdaBN'])}, DANN {_pct(res.accuracy['DANN'])}; best: {best} "
-                      f"({_pts(res.accuracy[best] - before)}).")
+    return Chart(fig, f"Without target labels, the source model scored {pct(before)} on the target; "
+                      f"AdaBN {pct(res.accuracy['AdaBN'])}, DANN {pct(res.accuracy['DANN'])}; best: {best} "
+                      f"({points(res.accuracy[best] - before)}).")
 
 
 def feature_gap_chart(res: Any) -> Chart:
     """Squared MMD between source and target features per method."""
     methods = list(res.feature_gap)
-    data = [dict(type="bar", x=methods, y=[res.feature_gap[m] for m in methods], marker=dict(color=palette.PINK),
+    data = [dict(type="bar", x=methods, y=[res.feature_gap[m] for m in methods], marker=dict(color=theme.PINK),
                  text=[f"{res.feature_gap[m]:.3f}" for m in methods], textposition="outside", cliponaxis=False)]
     fig = _figure(data, "How far apart the two domains' features are (squared MMD; 0 = same distribution)", 320,
-                  yaxis=_axis("MMD²"), showlegend=False)
+                  yaxis=theme.axis("MMD²"), showlegend=False)
     before = res.feature_gap["source only"]
     closest = min(methods, key=lambda m: res.feature_gap[m])
     return Chart(fig, f"{closest} brought the feature distributions closest: MMD² {before:.3f} → "
@@ -224,17 +174,17 @@ def dann_curve_chart(res: Any) -> Chart:
     """DANN's domain-classifier accuracy and class loss over the steps."""
     steps = [c[0] for c in res.dann_curve]
     data = [dict(type="scatter", mode="lines+markers", x=steps, y=[c[3] for c in res.dann_curve],
-                 name="domain classifier accuracy", line=dict(color=palette.VERMILLION)),
+                 name="domain classifier accuracy", line=dict(color=theme.VERMILLION)),
             dict(type="scatter", mode="lines", x=steps, y=[c[1] for c in res.dann_curve], name="class loss (source)",
-                 line=dict(color=palette.BLUE, dash="dash"), yaxis="y2")]
-    shape, note = _hline(0.5, "the domains look alike")
-    fig = _figure(data, "DANN: the domain classifier against the reversed gradient", 320, xaxis=_axis("step"),
-                  yaxis=_axis("domain accuracy", range=[0, 1.05], tickformat=".0%"),
+                 line=dict(color=theme.BLUE, dash="dash"), yaxis="y2")]
+    shape, note = hline(0.5, "the domains look alike")
+    fig = _figure(data, "DANN: the domain classifier against the reversed gradient", 320, xaxis=theme.axis("step"),
+                  yaxis=theme.axis("domain accuracy", range=[0, 1.05], tickformat=".0%"),
                   yaxis2=dict(title=dict(text="class loss"), overlaying="y", side="right", showgrid=False),
                   shapes=[shape], annotations=[note])
     tail = [c[3] for c in res.dann_curve[-max(1, len(res.dann_curve) // 5):]]
     late = sum(tail) / len(tail) if tail else float("nan")
-    return Chart(fig, f"By the end the domain classifier was right {_pct(late)} of the time on a batch "
+    return Chart(fig, f"By the end the domain classifier was right {pct(late)} of the time on a batch "
                       f"(50% would mean the features no longer give the domain away).")
 
 
@@ -242,21 +192,21 @@ def dann_curve_chart(res: Any) -> Chart:
 def covariate_chart(res: Any) -> Chart:
     """Target accuracy per method: the mean as a bar, every repeat as a dot."""
     methods = list(res.accuracy)
-    colours = [palette.GREY, palette.GREEN, palette.SKY]
-    names = [f"{m}<br>mean {_pct(res.mean_accuracy[m])}" for m in methods]  # the mean under each bar
+    colours = [theme.GREY, theme.GREEN, theme.SKY]
+    names = [f"{m}<br>mean {pct(res.mean_accuracy[m])}" for m in methods]  # the mean under each bar
     data = [dict(type="bar", x=names, y=[res.mean_accuracy[m] for m in methods], marker=dict(color=colours),
                  name="mean over repeats")]
     for i, (m, name) in enumerate(zip(methods, names)):
         data.append(dict(type="scatter", mode="markers", x=[name] * len(res.accuracy[m]), y=res.accuracy[m],
-                         name="one repeat", showlegend=i == 0, marker=dict(color=palette.BLACK, size=7)))
+                         name="one repeat", showlegend=i == 0, marker=dict(color=theme.BLACK, size=7)))
     lo = min(min(v) for v in res.accuracy.values())
     fig = _figure(data, f"Selection bias: accuracy on the (small) target shapes, {res.feature_layer} features",
-                  yaxis=_axis("target accuracy", tickformat=".0%", range=[max(0.0, lo - 0.1), 1.0]))
+                  yaxis=theme.axis("target accuracy", tickformat=".0%", range=[max(0.0, lo - 0.1), 1.0]))
     gain = sum(res.gains) / len(res.gains)
     wins = sum(g > 0 for g in res.gains)
     true_gain = res.mean_accuracy[methods[2]] - res.mean_accuracy[methods[0]]
-    return Chart(fig, f"Importance weights changed target accuracy by {_pts(gain)} on average and helped in "
-                      f"{wins} of {len(res.gains)} repeats (the true weights: {_pts(true_gain)}).")
+    return Chart(fig, f"Importance weights changed target accuracy by {points(gain)} on average and helped in "
+                      f"{wins} of {len(res.gains)} repeats (the true weights: {points(true_gain)}).")
 
 
 def covariate_sizes_chart(res: Any) -> Chart:
@@ -265,12 +215,12 @@ def covariate_sizes_chart(res: Any) -> Chart:
     hi = max(res.source_area + res.target_area)
     bins = dict(start=lo, end=hi, size=max((hi - lo) / 25, 1))
     common = dict(type="histogram", xbins=bins, histnorm="probability density", opacity=0.55)
-    data = [dict(x=res.source_area, name="labelled sample", marker=dict(color=palette.ORANGE), **common),
-            dict(x=res.target_area, name="target images", marker=dict(color=palette.BLUE), **common),
+    data = [dict(x=res.source_area, name="labelled sample", marker=dict(color=theme.ORANGE), **common),
+            dict(x=res.target_area, name="target images", marker=dict(color=theme.BLUE), **common),
             dict(x=res.source_area, y=res.weights, histfunc="sum", name="labelled sample, re-weighted",
-                 marker=dict(color=palette.GREEN), **{**common, "opacity": 0.45})]
+                 marker=dict(color=theme.GREEN), **{**common, "opacity": 0.45})]
     fig = _figure(data, "Shape size (pixels covered): the bias, and what the weights make of it", 340,
-                  barmode="overlay", xaxis=_axis("shape size in pixels"), yaxis=_axis("density"))
+                  barmode="overlay", xaxis=theme.axis("shape size in pixels"), yaxis=theme.axis("density"))
     mean = lambda v, w=None: (sum(a * b for a, b in zip(v, w)) / sum(w)) if w else sum(v) / len(v)  # noqa: E731
     return Chart(fig, f"The labelled sample's mean size is {mean(res.source_area):.0f} px, the target's "
                       f"{mean(res.target_area):.0f} px; re-weighted, the labelled sample's is "
@@ -280,12 +230,12 @@ def covariate_sizes_chart(res: Any) -> Chart:
 def weights_chart(res: Any) -> Chart:
     """Estimated importance weights against the true ones (first repeat)."""
     data = [dict(type="scatter", mode="markers", x=res.true_weights, y=res.weights, marker=dict(
-        color=palette.GREEN, size=6, opacity=0.6), name="one labelled image")]
+        color=theme.GREEN, size=6, opacity=0.6), name="one labelled image")]
     top = max(res.true_weights + res.weights) if res.weights else 1
     data.append(dict(type="scatter", mode="lines", x=[0, top], y=[0, top], name="perfect estimate",
-                     line=dict(color=palette.GREY, dash="dot")))
+                     line=dict(color=theme.GREY, dash="dot")))
     fig = _figure(data, "Importance weights: estimated by the domain classifier vs the true ones", 340,
-                  xaxis=_axis("true weight p_target / p_source"), yaxis=_axis("estimated weight"))
+                  xaxis=theme.axis("true weight p_target / p_source"), yaxis=theme.axis("estimated weight"))
     corr = res.weight_correlation[0] if res.weight_correlation else float("nan")
     ess = res.effective_sample_size[0] if res.effective_sample_size else float("nan")
     return Chart(fig, f"Estimated and true weights correlate at r = {corr:.2f}; the weighted sample counts like "
@@ -296,16 +246,16 @@ def weights_chart(res: Any) -> Chart:
 def purity_chart(res: Any) -> Chart:
     """Cluster purity per representation, against chance."""
     reps = list(res.purity)
-    colours = [palette.BLUE, palette.GREY, palette.ORANGE]
+    colours = [theme.BLUE, theme.GREY, theme.ORANGE]
     data = [dict(type="bar", x=reps, y=[res.purity[r] for r in reps], marker=dict(color=colours),
-                 text=[_pct(res.purity[r]) for r in reps], textposition="outside", cliponaxis=False)]
-    shape, note = _hline(res.chance_purity, f"random clusters {_pct(res.chance_purity)}")
+                 text=[pct(res.purity[r]) for r in reps], textposition="outside", cliponaxis=False)]
+    shape, note = hline(res.chance_purity, f"random clusters {pct(res.chance_purity)}")
     fig = _figure(data, f"k-means with k={res.k} on {res.n_images} unlabelled images: cluster purity",
-                  yaxis=_axis("purity", range=[0, 1.05], tickformat=".0%"), shapes=[shape], annotations=[note],
+                  yaxis=theme.axis("purity", range=[0, 1.05], tickformat=".0%"), shapes=[shape], annotations=[note],
                   showlegend=False)
     src, raw = res.purity["source model features"], res.purity["raw pixels"]
-    return Chart(fig, f"Clusters of the source model's features are {_pct(src)} pure, raw pixels "
-                      f"{_pct(raw)} ({_pts(src - raw)}); random clusters would be {_pct(res.chance_purity)}.")
+    return Chart(fig, f"Clusters of the source model's features are {pct(src)} pure, raw pixels "
+                      f"{pct(raw)} ({points(src - raw)}); random clusters would be {pct(res.chance_purity)}.")
 
 
 def pca_chart(res: Any, representation: str) -> Chart:
@@ -319,9 +269,9 @@ def pca_chart(res: Any, representation: str) -> Chart:
                                                 symbol=["circle", "square", "diamond", "triangle-up", "x",
                                                         "cross"][c % 6])))
     fig = _figure(data, f"PCA of {representation} (colour: the hidden shape)", 380,
-                  xaxis=_axis("PC 1"), yaxis=_axis("PC 2"))
-    return Chart(fig, f"The first two components keep {_pct(res.explained[representation])} of the variance; "
-                      f"k-means on all {res.dims[representation]} dimensions scores {_pct(res.purity[representation])} "
+                  xaxis=theme.axis("PC 1"), yaxis=theme.axis("PC 2"))
+    return Chart(fig, f"The first two components keep {pct(res.explained[representation])} of the variance; "
+                      f"k-means on all {res.dims[representation]} dimensions scores {pct(res.purity[representation])} "
                       f"purity.")
 
 
@@ -355,12 +305,12 @@ def lab_heatmap_chart(hm: Any) -> Chart:
                 zr.append((index[cell.winner] + 0.5) / n_s)
                 mark = "✅" if cell.agrees else ("❌" if cell.agrees is False else "·")
                 advice = (f"course: {_short(cell.advice)} {mark}"
-                          + (f" {_pct(cell.advice_accuracy)}" if cell.advice_accuracy is not None else ""))
-                tr.append(f"<b>{_short(cell.winner)}</b> {_pct(cell.best)}<br>{advice}")
+                          + (f" {pct(cell.advice_accuracy)}" if cell.advice_accuracy is not None else ""))
+                tr.append(f"<b>{_short(cell.winner)}</b> {pct(cell.best)}<br>{advice}")
         z.append(zr)
         text.append(tr)
     data = [dict(type="heatmap", x=cols, y=rows, z=z, zmin=0, zmax=1, colorscale=scale, showscale=False, opacity=0.6,
-                 text=text, texttemplate="%{text}", textfont=dict(size=15, color=palette.BLACK), xgap=4, ygap=4,
+                 text=text, texttemplate="%{text}", textfont=dict(size=15, color=theme.BLACK), xgap=4, ygap=4,
                  hovertemplate="%{y}, %{x}<br>%{text}<extra></extra>")]
     legend = [dict(type="scatter", mode="markers", x=[None], y=[None], name=_short(s),
                    marker=dict(symbol="square", size=14, opacity=0.6,
@@ -379,7 +329,7 @@ def lab_heatmap_chart(hm: Any) -> Chart:
         worst = max(hm.disagreements, key=lambda c: c.best - c.advice_accuracy)
         text += (f"; the biggest miss: {worst.n_per_class} per class at similarity {worst.similarity:g}, where "
                  f"{_short(worst.winner).lower()} beat {_short(worst.advice).lower()} by "
-                 f"{_pts(worst.best - worst.advice_accuracy)[1:]}")
+                 f"{points(worst.best - worst.advice_accuracy)[1:]}")
     left = len(hm.cells) - len(complete)
     if left:
         text += f" ({left} {'cell' if left == 1 else 'cells'} still running)"
@@ -396,9 +346,9 @@ def lab_strategy_chart(hm: Any) -> Chart:
     for j, sim in enumerate(sims):
         ax = "" if j == 0 else str(j + 1)
         dom = [j * (width + gap), j * (width + gap) + width]
-        layout_axes[f"xaxis{ax}"] = _axis("images per class", type="log", domain=dom, anchor=f"y{ax}",
+        layout_axes[f"xaxis{ax}"] = theme.axis("images per class", type="log", domain=dom, anchor=f"y{ax}",
                                           tickvals=list(hm.sizes))
-        layout_axes[f"yaxis{ax}"] = _axis("accuracy" if j == 0 else None, range=[0, 1.05], tickformat=".0%",
+        layout_axes[f"yaxis{ax}"] = theme.axis("accuracy" if j == 0 else None, range=[0, 1.05], tickformat=".0%",
                                           anchor=f"x{ax}", **({} if j == 0 else {"matches": "y"}))
         annotations.append(dict(text=f"similarity {sim:g}", x=(dom[0] + dom[1]) / 2, y=1.0, xref="paper",
                                 yref="paper", yanchor="bottom", showarrow=False, font=dict(size=15)))
@@ -420,8 +370,8 @@ def lab_strategy_chart(hm: Any) -> Chart:
     big = max(spreads)
     small = min(spreads)
     return Chart(fig, f"The choice of strategy matters most at {big[1]} per class, similarity {big[2]:g} "
-                      f"({_pts(big[0])[1:]} between best and worst) and least at {small[1]} per class, "
-                      f"similarity {small[2]:g} ({_pts(small[0])[1:]}).")
+                      f"({points(big[0])[1:]} between best and worst) and least at {small[1]} per class, "
+                      f"similarity {small[2]:g} ({points(small[0])[1:]}).")
 
 
 def cut_depth_chart(res: Any, chance: dict[str, float] | None = None) -> Chart:
@@ -432,7 +382,7 @@ def cut_depth_chart(res: Any, chance: dict[str, float] | None = None) -> Chart:
         groups = list(means)
         data.append(dict(type="scatter", mode="lines+markers", x=groups, y=[means[g] for g in groups],
                          name=target, line=dict(color=SERIES[i % len(SERIES)], width=3),
-                         marker=dict(size=10), text=[_pct(means[g]) for g in groups],
+                         marker=dict(size=10), text=[pct(means[g]) for g in groups],
                          textposition="top center"))
         if len(res.seeds) > 1:
             for g in groups:
@@ -440,15 +390,15 @@ def cut_depth_chart(res: Any, chance: dict[str, float] | None = None) -> Chart:
                 data.append(dict(type="scatter", mode="markers", x=[g] * len(vals), y=vals, showlegend=False,
                                  marker=dict(color=SERIES[i % len(SERIES)], size=5, opacity=0.4)))
     fig = _figure(data, f"Cut at layer n: a new head on the frozen source features ({res.n_per_class} images per "
-                        f"class)", 380, xaxis=_axis("cut after (input → output; block4 = fixed feature extraction)"),
-                  yaxis=_acc_axis())
+                        f"class)", 380, xaxis=theme.axis("cut after (input → output; block4 = fixed feature extraction)"),
+                  yaxis=acc_axis())
     parts = []
     for target in res.targets:
         best = res.best_cut(target)
         means = res.mean(target)
         last = list(means)[-1]
-        parts.append(f"at {target} the head does best after {best} ({_pct(means[best])})"
-                     + (f", {_pts(means[best] - means[last])[1:]} above the final features" if best != last else
+        parts.append(f"at {target} the head does best after {best} ({pct(means[best])})"
+                     + (f", {points(means[best] - means[last])[1:]} above the final features" if best != last else
                         ", the deepest cut"))
     text = "; ".join(parts)
     return Chart(fig, text[0].upper() + text[1:] + ".")
@@ -457,17 +407,17 @@ def cut_depth_chart(res: Any, chance: dict[str, float] | None = None) -> Chart:
 def calibration_chart(check: Any) -> Chart:
     """Measured similarity against the true shapes-world similarity."""
     data = [dict(type="scatter", mode="lines+markers", x=check.true_similarity, y=check.measured,
-                 name="measured", line=dict(color=palette.BLUE, width=3), marker=dict(size=10),
+                 name="measured", line=dict(color=theme.BLUE, width=3), marker=dict(size=10),
                  text=check.worlds, hovertemplate="%{text}<br>true %{x:.2f} → measured %{y:.2f}<extra></extra>"),
-            dict(type="scatter", mode="lines", x=[0, 1], y=[0, 1], name="perfect", line=dict(color=palette.GREY,
+            dict(type="scatter", mode="lines", x=[0, 1], y=[0, 1], name="perfect", line=dict(color=theme.GREY,
                                                                                              dash="dot"))]
-    shape = dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=0.5, y1=1.0, fillcolor=palette.LIGHT,
+    shape = dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=0.5, y1=1.0, fillcolor=theme.LIGHT,
                  line=dict(width=0), layer="below")
     label = dict(text="counts as similar", xref="paper", x=0.01, y=0.97, xanchor="left", yanchor="top",
                  showarrow=False, font=dict(size=13, color="#555555"))
     fig = _figure(data, "Measured similarity of shapes-world targets to the source data", 360,
-                  xaxis=_axis("true similarity (the knob)", range=[-0.05, 1.05]),
-                  yaxis=_axis("measured similarity", range=[-0.05, 1.05]), shapes=[shape], annotations=[label])
+                  xaxis=theme.axis("true similarity (the knob)", range=[-0.05, 1.05]),
+                  yaxis=theme.axis("measured similarity", range=[-0.05, 1.05]), shapes=[shape], annotations=[label])
     err = [abs(m - t) for m, t in zip(check.measured, check.true_similarity)]
     same_side = sum((m >= 0.5) == (t >= 0.5) for m, t in zip(check.measured, check.true_similarity))
     return Chart(fig, f"Measured and true similarity differ by {sum(err) / len(err):.2f} on average; "

@@ -1,0 +1,98 @@
+"""What a plan does to each layer group, said in words: the roles, the freeze-or-fine-tune advice, the takeaway.
+
+The quadrant page, the Train page and the architecture explainers describe plans with these. No torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tl_core.teaching.quadrant import SIZES
+from tl_core.training.plan import Plan
+
+
+@dataclass(frozen=True)
+class LayerRole:
+    """How one layer group of an architecture is treated by a plan."""
+
+    group: str  # layer group name, in forward order
+    role: str  # "frozen", "fine-tuned", "from scratch", "new head" or "cut off" (keys of ui.charts.theme.ROLE_COLOURS)
+    lr: float  # learning rate while training starts; 0.0 for frozen and cut-off groups
+
+
+def layer_roles(plan: Plan) -> list[LayerRole]:
+    """Every layer group of the plan's architecture, from input to head, with its role and learning rate.
+
+    Args:
+        plan: A Plan.
+
+    Returns:
+        One LayerRole per group of plan.spec.groups, in forward order.
+    """
+    kept = set(plan.groups)
+    rows: list[LayerRole] = []
+    for g in plan.spec.groups:
+        if g not in kept:
+            rows.append(LayerRole(g, "cut off", 0.0))
+        elif g in plan.frozen:
+            rows.append(LayerRole(g, "frozen", 0.0))
+        elif g == "head":
+            rows.append(LayerRole(g, "new head", plan.lr_for(g)))
+        elif not plan.pretrained:
+            rows.append(LayerRole(g, "from scratch", plan.lr_for(g)))
+        else:
+            rows.append(LayerRole(g, "fine-tuned", plan.lr_for(g)))
+    return rows
+
+
+def freeze_advice(size: str) -> str:
+    """Freeze or fine-tune the initial layers, by how many target labels there are.
+
+    Args:
+        size: "lots" or "little".
+
+    Returns:
+        One sentence of advice.
+
+    Raises:
+        ValueError: If size is not "lots" or "little".
+    """
+    if size == "little":
+        return ("Freeze the initial layers: target labels are scarce, and every trainable weight is a chance to "
+                "overfit.")
+    if size == "lots":
+        return ("Fine-tune the initial layers too, with smaller learning rates: there are enough labels to adjust "
+                "them without overfitting.")
+    raise ValueError(f"size must be one of {SIZES}; got {size!r}.")
+
+
+def plan_takeaway(plan: Plan) -> str:
+    """A one-line summary of what a plan freezes and trains, for the caption under its layer-group chart.
+
+    Args:
+        plan: A Plan.
+
+    Returns:
+        One sentence naming the frozen, trained and removed groups and the learning rates.
+    """
+    roles = layer_roles(plan)
+    frozen = [r.group for r in roles if r.role == "frozen"]
+    cut = [r.group for r in roles if r.role == "cut off"]
+    body = [r for r in roles if r.role in ("fine-tuned", "from scratch")]
+    head_lr = plan.lr_for("head")
+    if plan.strategy == "early_classifier":
+        return (f"The network is cut after {plan.cut_after}: {', '.join(frozen)} stay frozen as a feature extractor "
+                f"and a new head (lr {head_lr:.2g}) is fitted on their features; {', '.join(cut)} are dropped.")
+    if not body:
+        return f"The whole body ({', '.join(frozen)}) is frozen; only the new head trains (lr {head_lr:.2g})."
+    if not plan.pretrained:
+        return (f"All {len(roles)} groups start from random weights and train (lr {head_lr:.2g}); only the "
+                f"architecture is re-used.")
+    lrs = [r.lr for r in body]
+    lr_text = (f"at lr {lrs[0]:.2g}" if len(set(lrs)) == 1 and lrs[0] == head_lr else
+               f"with learning rates from {min(lrs):.2g} ({body[0].group}) up to {head_lr:.2g} (head): the early, "
+               f"generic layers move least")
+    if frozen:
+        return (f"{', '.join(frozen)} stay frozen; only {', '.join(r.group for r in body)} and the new head train "
+                f"{lr_text}.")
+    return f"Every group fine-tunes from the pretrained weights {lr_text}."
