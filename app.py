@@ -14,24 +14,24 @@ from tl_core.classroom.presets import MAX_SEED
 from ui.render import projector_style
 from ui.state import PERSIST, apply_link, current_plan, init_state, on_seed_change
 
-# (section, page file, title, icon). Emoji icons only: ":material/...:" icons fetch web fonts, and the
-# app must work offline. The first page is the default.
+# (section, page file, title, icon). Icons are Material Symbols (":material/<name>:"): the Streamlit server serves
+# that font itself, so they render offline and on machines without an emoji font. The first page is the default.
 PAGES: list[tuple[str, str, str, str]] = [
-    ("Decide", "pages/welcome.py", "What is transfer learning", "🎓"),
-    ("Decide", "pages/matrix.py", "Domain & task matrix", "🧮"),
-    ("Decide", "pages/quadrant.py", "Size vs similarity", "🧭"),
-    ("Train", "pages/train.py", "Train live", "🏋️"),
-    ("Train", "pages/race.py", "The race", "🏁"),
-    ("Labs", "pages/matrix_lab.py", "The matrix, live", "🧪"),
-    ("Labs", "pages/quadrant_lab.py", "Quadrant lab", "🗺️"),
-    ("Explore", "pages/architectures.py", "Architectures", "🏛️"),
-    ("Your data", "pages/explorer.py", "Pretrained explorer", "🔍"),
-    ("Your data", "pages/own_data.py", "Your own images", "📁"),
-    ("Teach", "pages/instructor.py", "Instructor", "🧑‍🏫"),
+    ("Decide", "pages/welcome.py", "What is transfer learning", ":material/school:"),
+    ("Decide", "pages/matrix.py", "Domain & task matrix", ":material/grid_view:"),
+    ("Decide", "pages/quadrant.py", "Size vs similarity", ":material/explore:"),
+    ("Train", "pages/train.py", "Train live", ":material/fitness_center:"),
+    ("Train", "pages/race.py", "The race", ":material/sports_score:"),
+    ("Labs", "pages/matrix_lab.py", "The matrix, live", ":material/science:"),
+    ("Labs", "pages/quadrant_lab.py", "Quadrant lab", ":material/map:"),
+    ("Explore", "pages/architectures.py", "Architectures", ":material/account_balance:"),
+    ("Your data", "pages/explorer.py", "Pretrained explorer", ":material/search:"),
+    ("Your data", "pages/own_data.py", "Your own images", ":material/folder:"),
+    ("Teach", "pages/instructor.py", "Instructor", ":material/cast_for_education:"),
 ]
 RACE_PAGE = "pages/race.py"  # the only page the projector view shows
 
-st.set_page_config(page_title="Transfer Learning Playbook", page_icon="🎓", layout="wide")
+st.set_page_config(page_title="Transfer Learning Playbook", page_icon=":material/school:", layout="wide")
 init_state()
 link_problems = apply_link()  # before the sidebar's widgets: a class link sets the seed, the data and the race
 projector = bool(st.session_state["class.projector"])
@@ -48,7 +48,7 @@ with st.sidebar:
     st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="seed", on_change=on_seed_change,
                     persist_state=PERSIST,  # else a page's st.switch_page resets it to 0
                     help="Seeds the data, the weights and the shuffling, so a run can be repeated exactly.")
-    st.toggle("📽️ Projector view", key="class.projector", persist_state=PERSIST,
+    st.toggle(":material/co_present: Projector view", key="class.projector", persist_state=PERSIST,
               help="Only the race, in large type, without this sidebar: for the classroom projector. The race page "
                    "has a button to leave it.")
 if projector and page.url_path != "race":  # the projector shows the race only
@@ -56,6 +56,6 @@ if projector and page.url_path != "race":  # the projector shows the race only
 if projector:
     projector_style()
 for problem in link_problems:
-    st.warning(problem, icon="🔗")
+    st.warning(problem, icon=":material/link:")
 
 page.run()

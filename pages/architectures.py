@@ -80,7 +80,7 @@ def _family(family: str) -> ArchSummary:
     c5.metric("Trained by the plan", format_count(n_train), help=f"Exactly {n_train:,} parameters have "
                                                                  f"requires_grad under this plan.")
     if note := plan_note(plan, arch):
-        st.info(note, icon="ℹ️")
+        st.info(note, icon=":material/info:")
     show_chart(plan_groups_chart(here), key=f"arch.plan.{arch}")
     show_chart(arch_charts.groups_chart(arch, groups, group_takeaway(summary, plan)), key=f"arch.groups.{arch}")
     st.markdown(f"**Every layer of {arch}** at its {summary.input_size}×{summary.input_size} input "
@@ -94,12 +94,12 @@ def _family(family: str) -> ArchSummary:
 
 
 # ---- the page -------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
-st.title("🏛️ Architectures")
+init_state("architectures")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
+st.title(":material/account_balance: Architectures")
 st.markdown("`torchvision.models` ships the famous networks of computer vision, ready to re-use: AlexNet, VGG, "
             "ResNet, DenseNet, Inception and many others. Every number on this page is measured from the real "
             "PyTorch models (built on the meta device, so nothing is downloaded or allocated).")
-st.info(IMAGENET_NOTE, icon="🖼️")
+st.info(IMAGENET_NOTE, icon=":material/image:")
 
 st.header("The families side by side")
 st.dataframe(_comparison(), hide_index=True,
@@ -120,7 +120,7 @@ with tabs[FAMILY_ORDER.index("alexnet")]:
 
 with tabs[FAMILY_ORDER.index("vgg")]:
     _family("vgg")
-    st.markdown("#### 🧮 Three 3×3 layers or one 7×7?")
+    st.markdown("#### :material/grid_view: Three 3×3 layers or one 7×7?")
     v1, v2, v3, v4 = st.columns(4)
     channels = int(v1.number_input("Channels C (in and out)", 1, 4096, 256, key="arch.rf.channels"))
     n_layers = int(v2.slider("Stacked layers n", 1, 6, 3, key="arch.rf.n"))
@@ -139,7 +139,7 @@ with tabs[FAMILY_ORDER.index("vgg")]:
 
 with tabs[FAMILY_ORDER.index("resnet")]:
     _family("resnet")
-    st.markdown("#### 🔀 Residual toggle: does the gradient reach the first layer?")
+    st.markdown("#### :material/alt_route: Residual toggle: does the gradient reach the first layer?")
     r1, r2 = st.columns([1, 2])
     skip = r1.toggle("Skip connections", True, key="arch.res.skip")
     depth = int(r2.slider("Layers (3×3 conv, 8 channels, 8×8 random images)", 5, MAX_DEPTH, 40, key="arch.res.depth"))
@@ -154,7 +154,7 @@ with tabs[FAMILY_ORDER.index("resnet")]:
 
 with tabs[FAMILY_ORDER.index("densenet")]:
     _family("densenet")
-    st.markdown("#### 🕸️ How a dense block grows")
+    st.markdown("#### :material/hub: How a dense block grows")
     d1, d2, d3 = st.columns(3)
     k0 = int(d1.number_input("Channels entering the block, k0", 1, 1024, 64, key="arch.dense.k0"))
     k = int(d2.slider("Growth rate k", 4, 64, 32, key="arch.dense.k"))
@@ -163,7 +163,7 @@ with tabs[FAMILY_ORDER.index("densenet")]:
     show_chart(arch_charts.dense_growth_chart(grown), key="arch.dense.chart")
     actual = _torchvision_block()
     predicted = dense_growth(actual.k0, actual.growth, len(actual.layer_inputs))
-    verdict = "✅ matches" if predicted.layer_inputs == actual.layer_inputs else "❌ does not match"
+    verdict = ":material/check_circle: matches" if predicted.layer_inputs == actual.layer_inputs else ":material/cancel: does not match"
     st.markdown(f"**Checked against torchvision:** the input channels of the {len(actual.layer_inputs)} layers of "
                 f"{actual.arch}'s dense block {actual.block} are {', '.join(map(str, actual.layer_inputs))}; "
                 f"k0 + i·k with k0 = {actual.k0}, k = {actual.growth} {verdict}.")
@@ -193,6 +193,6 @@ with f2:
     try:
         st.image(_imagenet_filters(chosen), caption=f"{chosen}'s first convolution, trained on ImageNet.", width=420)
     except WeightsUnavailable as exc:
-        st.info(exc.status.how_to_get(), icon="📦")
+        st.info(exc.status.how_to_get(), icon=":material/inventory_2:")
     except ValueError as exc:
-        st.info(f"The cached weights of {chosen} cannot be shown: {exc}", icon="📦")
+        st.info(f"The cached weights of {chosen} cannot be shown: {exc}", icon=":material/inventory_2:")

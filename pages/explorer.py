@@ -31,7 +31,7 @@ from ui.state import PERSIST, init_state
 
 P = "explorer."  # widget and state key prefix
 SHAPES_ARCH = "shapesnet"
-SOURCES = {"sample": "🎨 A drawn shape (built in)", "upload": "📤 Upload an image", "camera": "📷 Camera snapshot"}
+SOURCES = {"sample": ":material/palette: A drawn shape (built in)", "upload": ":material/upload: Upload an image", "camera": ":material/photo_camera: Camera snapshot"}
 STYLES = {"plain": (), "outline": ("outline",), "inverted": ("inverted",)}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 # On by default, so a connected machine fetches missing weights on request; TLP_ALLOW_DOWNLOADS=0 locks a classroom
@@ -57,7 +57,7 @@ def _custom_model(arch: str, upload: UploadedFile | None) -> tuple[nn.Module, li
             state, categories = predict.load_custom_weights(data, arch)
     except ValueError as e:
         st.session_state.pop(P + "custom", None)
-        st.error(f"**{upload.name} cannot be used with {arch}.** {e}", icon="🚫")
+        st.error(f"**{upload.name} cannot be used with {arch}.** {e}", icon=":material/block:")
         return None
     model = predict.model_from_state_dict(arch, state)
     st.session_state[P + "custom"] = {"key": key, "model": model, "categories": categories}
@@ -76,7 +76,7 @@ def _download(arch: str) -> None:
     try:
         download_weights(arch, progress)
     except WeightsUnavailable as e:
-        st.error(f"{e} This machine seems to be offline: get the file as described above.", icon="📡")
+        st.error(f"{e} This machine seems to be offline: get the file as described above.", icon=":material/wifi:")
         return
     st.rerun()
 
@@ -106,21 +106,16 @@ def _image() -> tuple[Image.Image, str | None, str] | None:
     try:
         return open_image(file.getvalue()), None, file.name
     except UnsafeInput as e:
-        st.error(str(e), icon="🚫")
+        st.error(str(e), icon=":material/block:")
         return None
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+init_state("explorer")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 track()
 ss = st.session_state
-ss.setdefault(P + "arch", SHAPES_ARCH)
-ss.setdefault(P + "source", "sample")
-ss.setdefault(P + "shape", "circle")
-ss.setdefault(P + "seed", 0)
-ss.setdefault(P + "style", "plain")
 
-st.title("🔍 Pretrained model explorer")
+st.title(":material/search: Pretrained model explorer")
 st.markdown("`torchvision.models` ships the famous architectures of the course (AlexNet, VGG, ResNet, DenseNet, "
             "Inception, MobileNet), each with weights trained on the 1000 classes of ImageNet. Show one a picture "
             "and see what it thinks. The playbook's own **shapes model** knows only six shapes, and works offline.")
@@ -130,7 +125,7 @@ archs = [SHAPES_ARCH, *torchvision_archs()]
 st.selectbox("Model", archs, persist_state=PERSIST, key=P + "arch",
              format_func=lambda a: f"{a} ({ARCHS[a].paper})")
 arch = ss[P + "arch"]
-with st.expander("📚 Which ImageNet weights are on this server"):
+with st.expander(":material/library_books: Which ImageNet weights are on this server"):
     st.dataframe(predict.weights_table(), hide_index=True,
                  column_config={"ImageNet top-1 %": st.column_config.NumberColumn(format="%.1f"),
                                 "Parameters (M)": st.column_config.NumberColumn(format="%.1f"),
@@ -142,7 +137,7 @@ if arch == SHAPES_ARCH:
     src = cached.shapes_model()
     model, categories, name = src.model, list(src.classes), "the shapes model"
     st.info(f"The shipped ShapesNet, trained on {len(src.classes)} shapes ({', '.join(src.classes)}) at 32×32 "
-            f"pixels. It works offline and sees any picture shrunk to 32×32.", icon="🔷")
+            f"pixels. It works offline and sees any picture shrunk to 32×32.", icon=":material/category:")
 else:
     upload = st.file_uploader(f"Optional: your own weights for {arch} (a .pth/.pt state dict)", type=["pth", "pt"],
                               key=P + "weights",
@@ -153,16 +148,16 @@ else:
     if custom is not None:
         model, categories = custom
         own_head = True
-        st.success(f"Using your file {upload.name} ({len(categories)} classes).", icon="📄")
+        st.success(f"Using your file {upload.name} ({len(categories)} classes).", icon=":material/description:")
     elif status.available:
         try:
             model = cached.imagenet_model(arch)
-            st.success(f"ImageNet weights for {arch} loaded from this server's cache (no network).", icon="✅")
+            st.success(f"ImageNet weights for {arch} loaded from this server's cache (no network).", icon=":material/check_circle:")
         except ValueError as e:
-            st.error(str(e), icon="🚫")
+            st.error(str(e), icon=":material/block:")
     else:
-        st.warning(status.how_to_get(), icon="📦")
-        if ALLOW_DOWNLOADS and st.button(f"⬇️ Download {status.filename} ({status.size_mb:.0f} MB) now",
+        st.warning(status.how_to_get(), icon=":material/inventory_2:")
+        if ALLOW_DOWNLOADS and st.button(f":material/download: Download {status.filename} ({status.size_mb:.0f} MB) now",
                                          key=P + "download"):
             _download(arch)
 

@@ -56,13 +56,13 @@ def _preset(p: Preset, root: str, seed: int) -> None:
         lanes = " · ".join(lane.label for lane in p.lanes)
         st.markdown(f"**Data:** {p.describe_data()} (seed {seed}) · **lanes:** {lanes}  \n"
                     f"**The course's advice for this corner:** {p.advice}")
-        st.markdown(f"🤔 **Ask the class before the start:** {p.watch_for}")
+        st.markdown(f":material/psychology_alt: **Ask the class before the start:** {p.watch_for}")
         st.caption("Share this link: it opens the race on this preset and seed.")
         st.code(share_url(root, p.key, seed), language=None)
         c1, c2, _ = st.columns([1, 1, 2])
-        if c1.button("▶️ Open it here", key=f"instructor.open.{p.key}", on_click=_open, args=(p.key, seed, False)):
+        if c1.button(":material/play_arrow: Open it here", key=f"instructor.open.{p.key}", on_click=_open, args=(p.key, seed, False)):
             st.switch_page(RACE_PAGE)
-        if c2.button("📽️ On the projector", key=f"instructor.project.{p.key}", on_click=_open,
+        if c2.button(":material/co_present: On the projector", key=f"instructor.project.{p.key}", on_click=_open,
                      args=(p.key, seed, True), help="The race only, in large type, without the sidebar."):
             st.switch_page(RACE_PAGE)
         with st.expander("Projector link"):
@@ -70,10 +70,9 @@ def _preset(p: Preset, root: str, seed: int) -> None:
 
 
 # ---- the page -------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
-st.session_state.setdefault("instructor.seed", int(st.session_state["seed"]))
+init_state("instructor")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 
-st.title("🧑‍🏫 Instructor")
+st.title(":material/cast_for_education: Instructor")
 st.markdown("Run the same race in every student's browser: pick a seed, share a preset's link (students open it "
             "and land on the race with the same data, seed and lanes), ask the question, let everyone predict, "
             "then start. On the projector, the race shows without the sidebar, in large type.")

@@ -23,8 +23,8 @@ QUESTIONS: tuple[tuple[str, str, str], ...] = (  # (key, question, help)
      TASK_DEFINITION + " Same labels, same relation to the inputs: yes."),
 )
 
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
-st.title("🧮 Domain & task matrix")
+init_state("matrix")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
+st.title(":material/grid_view: Domain & task matrix")
 st.markdown(
     "Transfer learning is not one technique but a family. Which member you need depends on where your labels "
     "are and on what differs between the source and the target. Answer four questions; the course's decision "
@@ -46,12 +46,12 @@ with left:
     st.subheader(setting.name)
     st.markdown(setting.explanation)
     if setting.tricky:
-        st.warning(setting.tricky_note, icon="⚠️")
+        st.warning(setting.tricky_note, icon=":material/warning:")
     st.markdown(f"**Example.** {setting.example}")
     for caveat in setting.caveats:
-        st.info(caveat, icon="ℹ️")
+        st.info(caveat, icon=":material/info:")
     if (demo := demo_for(setting.key)) is not None:
-        st.page_link("pages/matrix_lab.py", label=f"See it live: {demo.title.lower()} in the lab", icon="🧪",
+        st.page_link("pages/matrix_lab.py", label=f"See it live: {demo.title.lower()} in the lab", icon=":material/science:",
                      query_params={"setting": setting.key})
 
 with right:
@@ -62,7 +62,7 @@ with right:
 
 st.subheader("Pan & Yang's table of settings")
 table = pd.DataFrame(pan_yang_table(), columns=list(TABLE_COLUMNS))
-table.insert(0, "You", ["👉" if i == setting.table_row else "" for i in range(len(table))])
+table.insert(0, "You", ["your answers" if i == setting.table_row else "" for i in range(len(table))])
 
 
 def _highlight(row: pd.Series) -> list[str]:

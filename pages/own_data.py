@@ -32,7 +32,7 @@ from ui.state import PERSIST, init_state
 
 SLOT = "own"
 P = "own."  # widget and state key prefix
-MODES = {"zip": "🗜️ A zip of class folders", "classes": "🧩 Class by class (upload or camera)"}
+MODES = {"zip": ":material/folder_zip: A zip of class folders", "classes": ":material/extension: Class by class (upload or camera)"}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 SHAPES_ARCH = "shapesnet"
 ss = st.session_state
@@ -175,21 +175,21 @@ def _zip_input() -> None:
                      help="The folder names become the class names. Hidden and system files are skipped.")
     err = ss.get(P + "zip_error")
     if err:
-        st.error(f"**{err[0]} was refused.** {err[1]}", icon="🚫")
+        st.error(f"**{err[0]} was refused.** {err[1]}", icon=":material/block:")
         if ss[P + "zip"] is not None:
             st.caption(f"Your previous data ({ss[P + 'zip']['name']}) is still loaded.")
     if ss[P + "zip"] is not None:
         c1, c2 = st.columns([4, 1])
-        c1.success(f"Loaded **{ss[P + 'zip']['name']}**.", icon="🗜️")
-        c2.button("🗑️ Remove", key=P + "remove_zip", on_click=_remove_zip)
+        c1.success(f"Loaded **{ss[P + 'zip']['name']}**.", icon=":material/folder_zip:")
+        c2.button(":material/delete: Remove", key=P + "remove_zip", on_click=_remove_zip)
 
 
 def _class_inputs() -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     c1.text_input("New class name", key=P + "new_class", placeholder="for example: mug", max_chars=MAX_NAME)
-    c2.button("➕ Add class", key=P + "add_class", on_click=_add_class)
+    c2.button(":material/add: Add class", key=P + "add_class", on_click=_add_class)
     if ss.get(P + "class_error"):
-        st.error(ss[P + "class_error"], icon="🚫")
+        st.error(ss[P + "class_error"], icon=":material/block:")
     classes = ss[P + "classes"]
     if not classes:
         st.caption("Add at least two classes, then give each class a few images.")
@@ -202,24 +202,24 @@ def _class_inputs() -> None:
     n = ss[P + "nonce"]
     st.file_uploader(f"Images for **{names[ss[P + 'target']]}**", type=IMAGE_TYPES, accept_multiple_files=True,
                      key=f"{P}files.{n}", on_change=_on_files, args=(f"{P}files.{n}",))
-    if st.toggle("📷 Use the camera", key=P + "use_camera"):
+    if st.toggle(":material/photo_camera: Use the camera", key=P + "use_camera"):
         st.camera_input(f"Snap a picture of **{names[ss[P + 'target']]}**", key=f"{P}camera.{n}",
                         on_change=_on_camera, args=(f"{P}camera.{n}",))
     for c in classes:
         a, b, d = st.columns([3, 1, 1], vertical_alignment="center")
         a.markdown(f"**{c['name']}**: {len(c['files'])} file{'s' if len(c['files']) != 1 else ''}")
-        b.button("🧹 Clear", key=f"{P}clear.{c['id']}", on_click=_clear_class, args=(c["id"],),
+        b.button(":material/mop: Clear", key=f"{P}clear.{c['id']}", on_click=_clear_class, args=(c["id"],),
                  disabled=not c["files"])
-        d.button("🗑️ Remove", key=f"{P}remove.{c['id']}", on_click=_remove_class, args=(c["id"],))
+        d.button(":material/delete: Remove", key=f"{P}remove.{c['id']}", on_click=_remove_class, args=(c["id"],))
 
 
 def _report(ds: OwnDataset) -> None:
     rep = ds.report
     if rep.problems:
-        st.error("**Training cannot start yet.**\n\n" + "\n".join(f"- {p}" for p in rep.problems), icon="🚫")
+        st.error("**Training cannot start yet.**\n\n" + "\n".join(f"- {p}" for p in rep.problems), icon=":material/block:")
     else:
         per_class = ", ".join(f"{c} {rep.counts[c]}" for c in rep.classes)
-        st.success(f"{rep.n_images} images in {len(rep.classes)} classes ({per_class}), ready to train.", icon="✅")
+        st.success(f"{rep.n_images} images in {len(rep.classes)} classes ({per_class}), ready to train.", icon=":material/check_circle:")
     if rep.classes:
         left, right = st.columns([1, 2], gap="large")
         with left:
@@ -229,16 +229,16 @@ def _report(ds: OwnDataset) -> None:
             c = counts_chart(rep)
             chart(c.fig, c.takeaway, key=P + "counts_chart")
     if rep.skipped:
-        st.warning(f"**{len(rep.skipped)} file{'s were' if len(rep.skipped) != 1 else ' was'} skipped.**", icon="⏭️")
+        st.warning(f"**{len(rep.skipped)} file{'s were' if len(rep.skipped) != 1 else ' was'} skipped.**", icon=":material/skip_next:")
         st.dataframe([{"File": s.path, "Reason": s.reason} for s in rep.skipped], hide_index=True,
                      key=P + "skipped_table")
     if rep.converted:
         st.info(f"**{len(rep.converted)} image{'s were' if len(rep.converted) != 1 else ' was'} converted to RGB** "
-                f"(the models take three colour channels).", icon="🎨")
+                f"(the models take three colour channels).", icon=":material/palette:")
         st.dataframe([{"File": c.path, "Colour mode in the file": c.from_mode} for c in rep.converted],
                      hide_index=True, key=P + "converted_table")
     if ds.labels.size:
-        with st.expander(f"👀 A few images per class, as the model gets them ({ds.size}×{ds.size} pixels)"):
+        with st.expander(f":material/visibility: A few images per class, as the model gets them ({ds.size}×{ds.size} pixels)"):
             for cls, tiles in previews(ds).items():
                 if tiles:
                     st.image(tiles, caption=[cls] * len(tiles), width=64)
@@ -302,13 +302,13 @@ def _start(plan: Plan, ds: OwnDataset) -> None:
 def _show_results(outcome: OwnOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
-    st.header("📊 Results")
+    st.header(":material/bar_chart: Results")
     summary = (f"{plan.describe()} · {outcome.n_train} training and {outcome.n_val} validation images · "
                f"{res.wall_s:.1f} s")
     live.show_result(res, P + "res.", summary, len(outcome.classes), val_images=outcome.val_images,
                      scale=max(1, 96 // outcome.val_images.shape[-1]))
     if res.state_dict is not None:
-        st.download_button("💾 Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
+        st.download_button(":material/download: Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
                            file_name=f"{plan.arch}_{plan.strategy}_{len(outcome.classes)}classes.pt",
                            mime="application/octet-stream", key=P + "download_weights", on_click="ignore",
                            help="A plain state dict. For an ImageNet architecture, the explorer page can load it.")
@@ -325,33 +325,29 @@ def _placement(ds: OwnDataset) -> None:
     st.subheader("Where your data sits on the quadrant")
     st.caption("The source model compares the features of your images with those of its own training images; the "
                "scale is calibrated on the shapes world, where the true shift is known. Size is your smallest class.")
-    st.button("📏 Measure how similar your images are to the source data", key=P + "measure_similarity",
+    st.button(":material/straighten: Measure how similar your images are to the source data", key=P + "measure_similarity",
               on_click=_measure_similarity, args=(ds,))
     got = live.collect_quick(P + "similarity", "Comparing your images with the source data…")
     if got is None or got[0] != _data_key(ds):
         return
     if isinstance(got[1], str):
-        st.error(got[1], icon="⚠️")
+        st.error(got[1], icon=":material/warning:")
         return
     report, placement = got[1]
     st.markdown(f"**Measured similarity: {report.similarity:.2f}** ({report.verdict}). {report.explanation}")
-    st.success(f"**{placement.label}.** {placement.explanation}", icon="🧭")
+    st.success(f"**{placement.label}.** {placement.explanation}", icon=":material/explore:")
     st.button(f"Use '{STRATEGIES[placement.strategy].label}'", key=P + "use_placement", on_click=_use_strategy,
               args=(placement.strategy,))
 
 
 # ---- the page -------------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+init_state("own")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 live.setup(SLOT)
 track(claim_jobs=[ss.get(f"{SLOT}.job")])
-for key, default in {"mode": "zip", "zip": None, "zip_error": None, "classes": [], "next_id": 0, "version": 0,
-                     "nonce": 0, "class_error": None, "arch": SHAPES_ARCH, "strategy": None, "epochs": 10,
-                     "lr": 3e-3, "val_fraction": DEFAULT_VAL_FRACTION, "confirm": False}.items():
-    ss.setdefault(P + key, list(default) if isinstance(default, list) else default)
 if ss[P + "strategy"] is None:
     ss[P + "strategy"] = default_strategy(ss[P + "arch"], _on_cpu())
 
-st.title("📁 Your own images")
+st.title(":material/folder: Your own images")
 st.markdown("Bring a few images of two or more things you want told apart, check them, and re-use a pretrained "
             "network on them. Your files stay in this browser session: nobody else can see them, and they are "
             "gone when you close the tab.")
@@ -369,7 +365,7 @@ ds = _dataset()
 if ds is None:
     st.caption("Nothing to check yet.")
 elif isinstance(ds, str):
-    st.error(ds, icon="🚫")
+    st.error(ds, icon=":material/block:")
 else:
     _report(ds)
     if ds.report.ok:
@@ -396,14 +392,14 @@ if get_spec(arch).torchvision and STRATEGIES[ss[P + "strategy"]].pretrained:
     status = weights_status(arch)
     if not status.available:
         weights_missing = status.how_to_get()
-        st.warning(weights_missing + "\n\nOr pick **shapesnet**, which is built in.", icon="📦")
+        st.warning(weights_missing + "\n\nOr pick **shapesnet**, which is built in.", icon=":material/inventory_2:")
 
 plan, error, sizes = None, None, (0, 0)
 ready = isinstance(ds, OwnDataset) and ds.report.ok
 if ready:
     plan, error, sizes = _plan(ds)
     if error:
-        st.error(f"**This plan cannot run on your data.** {error}", icon="🚫")
+        st.error(f"**This plan cannot run on your data.** {error}", icon=":material/block:")
     else:
         st.caption(f"Split class by class: **{sizes[0]}** training and **{sizes[1]}** validation images at "
                    f"{ds.size}×{ds.size} pixels. {plan.describe()}.")
@@ -414,12 +410,12 @@ needs_ok = False
 if plan is not None and weights_missing is None and needs_estimate(plan, _on_cpu()):
     key = _estimate_key(plan, sizes, ds.size)
     st.info(f"'{STRATEGIES[plan.strategy].label}' runs every image through all of {arch} at {ds.size} px on every "
-            f"step, on the CPU. Measure how long that takes here before you start.", icon="🐢")
+            f"step, on the CPU. Measure how long that takes here before you start.", icon=":material/hourglass_top:")
     st.button("⏱️ Measure the expected time", key=P + "measure", on_click=_measure,
               args=(plan, sizes, len(ds.classes), ds.size))
     got = live.collect_quick(P + "estimate", "Measuring a few training steps on this machine…")
     if got is not None and got[0] == key and isinstance(got[1], str):
-        st.error(got[1], icon="⚠️")
+        st.error(got[1], icon=":material/warning:")
         needs_ok = True
     elif got is not None and got[0] == key:
         est = got[1]
@@ -431,12 +427,12 @@ if plan is not None and weights_missing is None and needs_estimate(plan, _on_cpu
         needs_ok = True
 
 b1, b2, _ = st.columns([1, 1, 3])
-b1.button("▶️ Start", key=P + "start", type="primary", on_click=_start, args=(plan, ds),
+b1.button(":material/play_arrow: Start", key=P + "start", type="primary", on_click=_start, args=(plan, ds),
           disabled=plan is None or weights_missing is not None or needs_ok,
           help="Train on your images in the background.")
-b2.button("⏹️ Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), help="Stop after the current step.")
+b2.button(":material/stop_circle: Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), help="Stop after the current step.")
 if ss[f"{SLOT}.error"]:
-    st.error(ss[f"{SLOT}.error"], icon="⚠️")
+    st.error(ss[f"{SLOT}.error"], icon=":material/warning:")
 live.live_fragment(SLOT, lambda job, records: live.draw_run(job, records, P + "live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])

@@ -23,8 +23,8 @@ def _use_plan(plan_dict: dict, n_per_class: int, similarity: float) -> None:
     set_data(n_per_class, similarity)
 
 
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
-st.title("🧭 Size vs similarity")
+init_state("quadrant")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
+st.title(":material/explore: Size vs similarity")
 st.markdown(
     "Once you know transfer learning applies, two questions decide **how much** of the source model to re-use: "
     "how much new training data is there, and how similar is it to the data the model was trained on?")
@@ -63,15 +63,15 @@ with left:
     st.markdown("\n".join(f"- {b}" for b in rec.bullets))
     st.markdown(rec.why)
     if rec.caveat:
-        st.warning(rec.caveat, icon="⚠️")
+        st.warning(rec.caveat, icon=":material/warning:")
     note = boundary_note(n, sim if mode == "shapes" else None)
     if note:
-        st.info(note, icon="ℹ️")
+        st.info(note, icon=":material/info:")
 
 with right:
     chart(quadrant_figure(size, similarity, point=(n, sim)),
           f"You are in the {size}-data, {similarity} cell: {rec.label.lower()}.", key="quadrant.chart")
-    st.page_link("pages/quadrant_lab.py", label="Do these rules hold? Measure them in the quadrant lab", icon="🗺️")
+    st.page_link("pages/quadrant_lab.py", label="Do these rules hold? Measure them in the quadrant lab", icon=":material/map:")
 
 st.subheader(f"The plan: {STRATEGIES[plan.strategy].label}")
 st.markdown(f"{STRATEGIES[plan.strategy].summary} {freeze_advice(size)}")

@@ -31,20 +31,6 @@ from ui.state import PERSIST, init_state
 SLOT = "quadrant_lab"
 OUTCOMES = f"{SLOT}.outcomes"  # kind -> the latest finished result of that kind
 SWEEPS = f"{SLOT}.sweeps"  # LabConfig -> finished LabResult, this session
-DEFAULTS: dict[str, Any] = {
-    f"{SLOT}.sizes": list(DEFAULT_SIZES), f"{SLOT}.similarities": list(DEFAULT_SIMILARITIES),
-    f"{SLOT}.strategies": list(LAB_STRATEGIES), f"{SLOT}.n_seeds": 1,
-    f"{SLOT}.cut_n": 20, f"{SLOT}.cut_seeds": 1, f"{SLOT}.sim_target": 0.5, f"{SLOT}.sim_n": 20,
-}
-
-
-def _init() -> None:
-    for key, value in DEFAULTS.items():
-        st.session_state.setdefault(key, value)
-    st.session_state.setdefault(OUTCOMES, {})
-    st.session_state.setdefault(SWEEPS, {})
-
-
 def _config() -> LabConfig:
     """The sweep the widgets describe (sizes ascending, similarities descending, strategies in lab order)."""
     seed = int(st.session_state["seed"])
@@ -107,7 +93,7 @@ def _show_sweep(result: LabResult) -> None:
     cfg = result.config
     hm = heatmap(result.lanes, cfg)
     if not result.complete:
-        st.warning(f"Stopped early: {len(result.lanes)} of {cfg.n_lanes} runs finished.", icon="⏹️")
+        st.warning(f"Stopped early: {len(result.lanes)} of {cfg.n_lanes} runs finished.", icon=":material/stop_circle:")
     if cfg.canonical() != _config().canonical():
         st.caption("Showing the last sweep you ran; the selection above describes a different one. Press **Run** "
                    "to sweep it.")
@@ -116,7 +102,7 @@ def _show_sweep(result: LabResult) -> None:
     rows = [{"Images per class": cell.n_per_class, "Similarity": cell.similarity,
              "Course's advice": cell.advice_label,
              "Measured winner": lane_label(cell.winner) if cell.winner else "—",
-             "Agrees": "✅" if cell.agrees else ("❌" if cell.agrees is False else "…"), "What happened": cell.note}
+             "Agrees": "yes" if cell.agrees else ("no" if cell.agrees is False else "…"), "What happened": cell.note}
             for cell in hm.cells.values()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{SLOT}.agreement",
                  column_config={"What happened": st.column_config.TextColumn(width="large")})
@@ -151,9 +137,8 @@ def _show_similarity(out: dict[str, Any]) -> None:
 
 
 # ---- the page -------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+init_state("quadrant_lab")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 live.setup(SLOT)
-_init()
 outcome = st.session_state.get(f"{SLOT}.result")
 if outcome is not None:
     kind, value = outcome
@@ -161,18 +146,18 @@ if outcome is not None:
     if kind == "sweep" and value.complete:
         st.session_state[SWEEPS][value.config] = value
 
-st.title("🗺️ Quadrant lab")
+st.title(":material/map: Quadrant lab")
 st.markdown("The size-vs-similarity quadrant gives rules of thumb. Here they are measured: every strategy trains on "
             "shapes-world targets of each size and similarity, and the lab shows which one wins, next to the "
             "course's advice. Where they disagree, it says so.")
 running = live.is_active(SLOT)
-st.button("⏹️ Stop", key=f"{SLOT}.stop", on_click=live.stop, args=(SLOT,), disabled=not running)
+st.button(":material/stop_circle: Stop", key=f"{SLOT}.stop", on_click=live.stop, args=(SLOT,), disabled=not running)
 if st.session_state[f"{SLOT}.error"]:
-    st.error(st.session_state[f"{SLOT}.error"], icon="⚠️")
+    st.error(st.session_state[f"{SLOT}.error"], icon=":material/warning:")
 live.live_fragment(SLOT, _draw_live)
 shown_kind = st.session_state.get(f"{SLOT}.running") if running else None
 
-sweep_tab, cut_tab, sim_tab = st.tabs(["🗺️ The rules, measured", "✂️ Cut at layer n", "📏 Measured similarity"])
+sweep_tab, cut_tab, sim_tab = st.tabs([":material/map: The rules, measured", ":material/content_cut: Cut at layer n", ":material/straighten: Measured similarity"])
 with sweep_tab:
     c1, c2 = st.columns(2)
     c1.multiselect("Images per class", SIZE_CHOICES, key=f"{SLOT}.sizes", persist_state=PERSIST,
@@ -192,7 +177,7 @@ with sweep_tab:
     except ValueError as e:
         config, cached = None, None
         st.caption(str(e))
-    st.button("▶️ Run the sweep" if not cached else "📂 Show the measured sweep", key=f"{SLOT}.run_sweep",
+    st.button(":material/play_arrow: Run the sweep" if not cached else ":material/folder_open: Show the measured sweep", key=f"{SLOT}.run_sweep",
               type="primary", on_click=_start_sweep, disabled=running or config is None)
     sweep = st.session_state[OUTCOMES].get("sweep")
     if sweep is not None and shown_kind != "sweep":
@@ -205,7 +190,7 @@ with cut_tab:
     c1, c2 = st.columns(2)
     c1.slider("Labelled images per class", 5, 100, key=f"{SLOT}.cut_n", persist_state=PERSIST)
     c2.slider("Seeds", 1, 3, key=f"{SLOT}.cut_seeds", persist_state=PERSIST)
-    st.button("▶️ Run: cut at every layer", key=f"{SLOT}.run_cut", type="primary", on_click=_start_cut,
+    st.button(":material/play_arrow: Run: cut at every layer", key=f"{SLOT}.run_cut", type="primary", on_click=_start_cut,
               disabled=running)
     cut = st.session_state[OUTCOMES].get("cut")
     if cut is not None and shown_kind != "cut":
@@ -219,7 +204,7 @@ with sim_tab:
     c1.slider("True similarity of the shapes-world target", 0.0, 1.0, step=0.05, key=f"{SLOT}.sim_target",
               persist_state=PERSIST, help="Hidden from the measurement; used only to check it.")
     c2.slider("Its labelled images per class", 5, 500, key=f"{SLOT}.sim_n", persist_state=PERSIST)
-    st.button("📏 Measure", key=f"{SLOT}.run_similarity", type="primary", on_click=_start_similarity,
+    st.button(":material/straighten: Measure", key=f"{SLOT}.run_similarity", type="primary", on_click=_start_similarity,
               disabled=running)
     measured = st.session_state[OUTCOMES].get("similarity")
     if measured is not None and shown_kind != "similarity":

@@ -117,18 +117,18 @@ def _csv(rows: list[dict]) -> str:
 
 
 def _show_results(outcome: RaceOutcome, projector: bool) -> None:
-    st.header("🏆 Results")
+    st.header(":material/emoji_events: Results")
     rows = race_table(outcome.lanes, outcome.results)
     verdict = race_verdict(rows, outcome.predicted)
-    (st.success if verdict.startswith("You called it") else st.info)(verdict, icon="🎯")
+    (st.success if verdict.startswith("You called it") else st.info)(verdict, icon=":material/flag:")
     for lane in outcome.lanes:  # what went wrong in a lane, in its own words
         r = outcome.results.get(lane.key)
         if r is None:
-            st.warning(f"{lane.label}: not raced (the race was stopped before its turn).", icon="⏭️")
+            st.warning(f"{lane.label}: not raced (the race was stopped before its turn).", icon=":material/skip_next:")
         elif r.status == "diverged":
-            st.error(f"{lane.label}: {r.reason}", icon="💥")
+            st.error(f"{lane.label}: {r.reason}", icon=":material/error:")
         elif r.status == "cancelled":
-            st.warning(f"{lane.label}: {r.reason}", icon="⏹️")
+            st.warning(f"{lane.label}: {r.reason}", icon=":material/stop_circle:")
         if r is not None:
             live.show_notices([e.message for e in r.events], prefix=f"{lane.label}: ")
     st.dataframe(race_rows_for_display(rows), hide_index=True, key="race.table",
@@ -139,7 +139,7 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
     spec = outcome.data
     preset = find_preset([lane.key for lane in outcome.lanes], spec.n_per_class, spec.similarity)
     if preset is not None:
-        st.subheader(f"🧑‍🏫 {preset.title}: what this race showed")
+        st.subheader(f":material/school: {preset.title}: what this race showed")
         st.markdown("\n".join(f"- {s}" for s in commentary(preset, outcome.results)))
     if not projector:
         st.caption(f"Every lane: the same {spec.n_per_class} images per class at similarity {spec.similarity:g}, "
@@ -150,10 +150,10 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
                    for lane in outcome.lanes if lane.key in outcome.results
                    for row in outcome.results[lane.key].history_rows()]
         c1, c2, _ = st.columns([1, 1, 2])
-        c1.download_button("📋 Results table (.csv)", data=_csv([{**row, **data} for row in rows]),
+        c1.download_button(":material/table: Results table (.csv)", data=_csv([{**row, **data} for row in rows]),
                            file_name="race_results.csv", mime="text/csv", key="race.download_table",
                            on_click="ignore")
-        c2.download_button("📈 Every lane per epoch (.csv)", data=_csv(history), file_name="race_history.csv",
+        c2.download_button(":material/show_chart: Every lane per epoch (.csv)", data=_csv(history), file_name="race_history.csv",
                            mime="text/csv", key="race.download_history", on_click="ignore")
     histories = {k: History.from_result(r) for k, r in outcome.results.items()}
     _chart(race_charts.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch, every lane (final)"),
@@ -162,11 +162,8 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+init_state("race")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 live.setup(SLOT)
-st.session_state.setdefault("race.strategies", list(DEFAULT_RACE))
-st.session_state.setdefault("race.own", False)
-st.session_state.setdefault("race.prediction", None)
 projector = bool(st.session_state.get("class.projector"))
 preset = _preset()
 plan = current_plan()
@@ -174,21 +171,21 @@ data = _data()
 
 if projector:
     left, right = st.columns([4, 1], vertical_alignment="center")
-    left.title(f"🏁 {preset.title if preset else 'The race'}")
-    right.button("↩️ Exit projector", key="race.leave_projector", on_click=set_projector, args=(False,),
+    left.title(f":material/sports_score: {preset.title if preset else 'The race'}")
+    right.button(":material/undo: Exit projector", key="race.leave_projector", on_click=set_projector, args=(False,),
                  width="stretch", help="Back to the normal view, with the sidebar.")
 else:
-    st.title("🏁 The race")
+    st.title(":material/sports_score: The race")
     st.markdown("Freeze, fine-tune or start from scratch? Each lane trains the same architecture on **the same "
                 "data with the same seed**, one after another, so the only difference is the strategy.")
 if preset is not None:
     if not projector:
-        st.info(f"**Class preset: {preset.title}.** {preset.summary}", icon="🧑‍🏫")
-    st.markdown(f"#### 🤔 {preset.watch_for}")
+        st.info(f"**Class preset: {preset.title}.** {preset.summary}", icon=":material/school:")
+    st.markdown(f"#### :material/psychology_alt: {preset.watch_for}")
     st.markdown(f"**Data:** shapes world, {preset.describe_data()} (seed {data.seed}) · **architecture:** "
                 f"shapesnet · **lanes:** {' · '.join(lane.label for lane in preset.lanes)}")
     if not projector:
-        st.button("✖️ Pick my own lanes instead", key="race.leave_preset", on_click=leave_preset)
+        st.button(":material/close: Pick my own lanes instead", key="race.leave_preset", on_click=leave_preset)
 else:
     st.markdown(f"**Data:** shapes world, {data.n_per_class} images per class at similarity {data.similarity:g} "
                 f"(seed {data.seed}) · **architecture:** {plan.arch}."
@@ -200,9 +197,9 @@ if preset is None and ARCHS[plan.arch].torchvision:
     status = weights_status(plan.arch)
     weights_missing = not status.available
     if weights_missing:
-        st.warning(status.how_to_get(), icon="📦")
+        st.warning(status.how_to_get(), icon=":material/inventory_2:")
     elif not projector:
-        st.info(f"{plan.arch} trains slowly on a CPU; shapesnet races in seconds.", icon="🐢")
+        st.info(f"{plan.arch} trains slowly on a CPU; shapesnet races in seconds.", icon=":material/hourglass_top:")
 
 if preset is None and not projector:
     left, right = st.columns([3, 2], gap="large")
@@ -215,21 +212,21 @@ keys = _lane_keys()
 if st.session_state.get("race.prediction") not in keys:
     st.session_state["race.prediction"] = None  # e.g. a preset came or went since the prediction was made
 names = {k: _label(k) for k in keys}  # looked up now: a format_func may be called outside this run
-st.radio("🤔 Before the start: which lane will reach the best validation accuracy?", keys,
+st.radio(":material/psychology_alt: Before the start: which lane will reach the best validation accuracy?", keys,
          key="race.prediction", persist_state=PERSIST, format_func=names.__getitem__, horizontal=True)
 predicted = st.session_state.get("race.prediction")
 b1, b2, _ = st.columns([2, 1, 3])
-b1.button("▶️ Start the race", key="race.start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
+b1.button(":material/play_arrow: Start the race", key="race.start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
           disabled=predicted not in keys or weights_missing,
           help="Enabled once you have predicted the winner (Ctrl+Enter).")
-b2.button("⏹️ Stop", key="race.stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
+b2.button(":material/stop_circle: Stop", key="race.stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
           help="Stop the running lane and skip the rest (Alt+X).")
 if not keys:
     st.caption("Pick at least one strategy, or add your plan.")
 elif predicted not in keys and not live.is_active(SLOT):
     st.caption("Make your prediction to unlock **Start**.")
 if st.session_state["race.error"]:
-    st.error(st.session_state["race.error"], icon="⚠️")
+    st.error(st.session_state["race.error"], icon=":material/warning:")
 live.live_fragment(SLOT, _draw_live)
 if st.session_state["race.result"] is not None and not live.is_active(SLOT):
     _show_results(st.session_state["race.result"], projector)

@@ -68,7 +68,7 @@ def _load_form(plan: Plan) -> None:
         st.session_state[P + k] = v
     if note:
         set_plan(plan)
-        st.toast(note, icon="ℹ️")
+        st.toast(note, icon=":material/info:")
     st.session_state[P + "synced"] = plan.to_dict()
 
 
@@ -117,27 +117,27 @@ def _preview(similarity: float, seed: int) -> np.ndarray:
 def _show_results(outcome: TrainOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
-    st.header("📊 Results")
+    st.header(":material/bar_chart: Results")
     summary = (f"{plan.describe()} · {res.wall_s:.1f} s · {res.trainable_params:,} of {res.total_params:,} "
                f"parameters trained")
     n_classes = len(res.evaluation.classes) if res.evaluation else None
     live.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
     show_chart(drift_chart(res), key="train.drift")
-    with st.expander("🧾 Show the code: this plan as a standalone PyTorch script"):
+    with st.expander(":material/code: Show the code: this plan as a standalone PyTorch script"):
         st.code(plan_to_code(plan), language="python")
     cols = st.columns(3)
     if res.state_dict is not None:
-        cols[0].download_button("💾 Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
+        cols[0].download_button(":material/download: Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
                                 file_name=f"{plan.arch}_{plan.strategy}.pt", mime="application/octet-stream",
                                 key="train.download_weights", on_click="ignore")
-    cols[1].download_button("📈 History per epoch (.csv)", data=history_csv(res), file_name="history.csv",
+    cols[1].download_button(":material/show_chart: History per epoch (.csv)", data=history_csv(res), file_name="history.csv",
                             mime="text/csv", key="train.download_history", on_click="ignore")
-    cols[2].download_button("📉 Every step (.csv)", data=steps_csv(res), file_name="steps.csv",
+    cols[2].download_button(":material/trending_down: Every step (.csv)", data=steps_csv(res), file_name="steps.csv",
                             mime="text/csv", key="train.download_steps", on_click="ignore")
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
+init_state("train")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 live.setup(SLOT)
 ss = st.session_state
 if ss["plan"] != ss.get(P + "synced") or any(P + f not in ss for f in planform.FORM_FIELDS if f != "cut_after"):
@@ -146,7 +146,7 @@ if ss.get(P + "synced_data") != _data()[:2] or P + "n_per_class" not in ss:
     ss[P + "n_per_class"], ss[P + "similarity"] = _data()[:2]
     ss[P + "synced_data"] = _data()[:2]
 
-st.title("🏋️ Train live")
+st.title(":material/fitness_center: Train live")
 st.markdown(f"**Plan:** {current_plan().describe()}")
 n, sim, seed = _data()
 st.markdown(f"**Data:** shapes world, {n} target images per class at similarity {sim:g} (seed {seed}).")
@@ -161,7 +161,7 @@ with left:
     if sim < 0.5:
         st.info("Below 0.5 the task itself changes: instead of naming new shapes, the model must tell the "
                 "**orientation of a grating** (0°, 45°, 90°, 135°), a low-level cue the source task never needed.",
-                icon="🔀")
+                icon=":material/alt_route:")
 with right:
     st.image(_preview(sim, seed), caption="Example target images, one row per class", width="stretch")
 
@@ -199,13 +199,13 @@ c1.radio("BatchNorm in frozen groups", list(BN_POLICIES), format_func=BN_TEXT.ge
 c2.number_input("Gradual unfreezing: thaw one group every n epochs (0 = off)", min_value=0, max_value=MAX_EPOCHS,
                 step=1, **_kw("unfreeze_every"),
                 help="ULMFiT-style: the deepest frozen group starts training every n epochs.")
-with st.expander("🎚️ Learning rate per layer group (multiplier × base rate)"):
+with st.expander(":material/tune: Learning rate per layer group (multiplier × base rate)"):
     groups = planform.form_groups(values)
     for col, g in zip(st.columns(len(groups)), groups):
         col.number_input(g, min_value=0.0, max_value=1000.0, step=0.1, format="%.3g", **_kw(planform.mult_key(g)))
     st.caption("Discriminative learning rates: small multipliers for the generic early layers, larger ones for the "
                "specific later layers and the new head.")
-with st.expander("⚙️ More settings"):
+with st.expander(":material/settings: More settings"):
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Optimizer", list(OPTIMIZERS), **_kw("optimizer"))
     c2.selectbox("Schedule", list(SCHEDULES), **_kw("schedule"))
@@ -221,7 +221,7 @@ try:
 except ValueError as e:
     error = str(e)
 if error:
-    st.error(f"**This plan cannot run yet.** {error}", icon="🚫")
+    st.error(f"**This plan cannot run yet.** {error}", icon=":material/block:")
 else:
     show_plan(plan, key="train.plan_chart")
 weights_missing = None
@@ -231,21 +231,21 @@ if plan is not None and plan.pretrained and ARCHS[plan.arch].torchvision:
     status = weights_status(plan.arch)
     if not status.available:
         weights_missing = status.how_to_get()
-        st.warning(weights_missing, icon="📦")
+        st.warning(weights_missing, icon=":material/inventory_2:")
     else:
         st.info(f"{plan.arch} trains at {ARCHS[plan.arch].input_size} px: on a CPU expect minutes, not seconds.",
-                icon="🐢")
+                icon=":material/hourglass_top:")
 
 st.header("3 · Train")
 b1, b2, _ = st.columns([2, 1, 3])
-b1.button("▶️ Start", key=P + "start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
+b1.button(":material/play_arrow: Start", key=P + "start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
           disabled=plan is None or weights_missing is not None, help="Train this plan in the background (Ctrl+Enter).")
-b2.button("⏹️ Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
+b2.button(":material/stop_circle: Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
           help="Stop after the current step; finished epochs are kept (Alt+X).")
 if ss.get(P + "error"):
-    st.error(ss.pop(P + "error"), icon="🚫")
+    st.error(ss.pop(P + "error"), icon=":material/block:")
 if ss[f"{SLOT}.error"]:
-    st.error(ss[f"{SLOT}.error"], icon="⚠️")
+    st.error(ss[f"{SLOT}.error"], icon=":material/warning:")
 live.live_fragment(SLOT, lambda job, records: live.draw_run(job, records, "train.live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])

@@ -22,8 +22,8 @@ def _preview(similarity: float | None, seed: int) -> tuple[np.ndarray, str, tupl
     return shapes.preview_grid(data, n_per_class=PREVIEW_PER_CLASS, scale=3), data.spec.describe(), data.classes
 
 
-init_state()  # app.py did this already, except on a cold start that deep-links here (see ui.state)
-st.title("🎓 What is transfer learning?")
+init_state("welcome")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
+st.title(":material/school: What is transfer learning?")
 st.markdown(f"> {content.DEFINITION}")
 st.markdown("\n".join(f"- {line}" for line in content.WHEN_IT_MAKES_SENSE))
 st.markdown(content.WHY_IT_HELPS)
@@ -57,4 +57,4 @@ st.caption("**Takeaway:** as similarity falls, the target's domain drifts away f
            "below 0.5 its task changes too. The decision pages ask how much that matters.")
 
 st.info("Next: place a problem in the **Domain & task matrix**, then size up your data in **Size vs similarity**.",
-        icon="➡️")
+        icon=":material/arrow_forward:")

@@ -50,7 +50,7 @@ def _rerun(at: AppTest) -> AppTest:
 
 
 def test_every_family_renders_its_card_table_and_charts(page: AppTest):
-    assert page.title[0].value == "🏛️ Architectures"
+    assert page.title[0].value == ":material/account_balance: Architectures"
     assert [t.label for t in page.tabs] == [CARDS[f].tab for f in FAMILY_ORDER]
     assert not page.warning and not page.error
     for family in FAMILY_ORDER:
@@ -144,7 +144,7 @@ def test_residual_toggle_changes_the_first_layer_gradient(page: AppTest):
 
 def test_densenet_growth_is_checked_against_torchvision(page: AppTest):
     tab = _tab(page, "densenet")
-    assert any("✅ matches" in m.value and "64, 96, 128, 160, 192, 224" in m.value for m in tab.markdown)
+    assert any(":material/check_circle: matches" in m.value and "64, 96, 128, 160, 192, 224" in m.value for m in tab.markdown)
     page.slider(key="arch.dense.k").set_value(12)
     _rerun(page)
     assert any(t.startswith("Channels entering each layer of a dense block (k0 = 64, growth rate k = 12)")

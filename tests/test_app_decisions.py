@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 OWN_PAGES = ("pages/welcome.py", "pages/matrix.py", "pages/quadrant.py", "pages/train.py")
-TITLES = {"pages/welcome.py": "🎓 What is transfer learning?", "pages/matrix.py": "🧮 Domain & task matrix",
-          "pages/quadrant.py": "🧭 Size vs similarity", "pages/train.py": "🏋️ Train live"}
+TITLES = {"pages/welcome.py": ":material/school: What is transfer learning?", "pages/matrix.py": ":material/grid_view: Domain & task matrix",
+          "pages/quadrant.py": ":material/explore: Size vs similarity", "pages/train.py": ":material/fitness_center: Train live"}
 
 # The `app` fixture (tests/conftest.py) runs AppTest in the router's steady navigation mode; see the comment there.
 # A subprocess cannot use the fixture, so it gets the same shim as source text.

@@ -42,7 +42,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 # ---- the instructor page ----------------------------------------------------------------------------------------
 def test_the_instructor_page_lists_every_preset_with_its_link(app: AppTest, go: Callable):
     go(app, INSTRUCTOR)
-    assert app.title[0].value == "🧑‍🏫 Instructor"
+    assert app.title[0].value == ":material/cast_for_education: Instructor"
     assert [s.value for s in app.subheader] == [p.title for p in PRESETS.values()]
     links = [c.value for c in app.code]
     for p in PRESETS.values():
@@ -62,7 +62,7 @@ def test_open_it_here_puts_this_session_on_the_preset_and_leaving_it_gives_the_l
     go(app, INSTRUCTOR)
     app.number_input(key="instructor.seed").set_value(4).run()
     app.button(key="instructor.open.bn_trap").click().run()
-    assert not app.exception and app.title[0].value == "🏁 The race"
+    assert not app.exception and app.title[0].value == ":material/sports_score: The race"
     assert app.session_state["seed"] == 4 and app.session_state["plan"]["seed"] == 4
     assert list(app.radio(key="race.prediction").options) == [lane.label for lane in PRESETS["bn_trap"].lanes]
     assert not [w for w in app.multiselect if w.key == "race.strategies"]  # the preset fixes the lanes
@@ -122,19 +122,19 @@ def test_bad_links_say_what_is_wrong_and_keep_the_rest(new_session: Callable, qu
 # ---- the projector ----------------------------------------------------------------------------------------------
 def test_the_projector_view_shows_only_the_race_large_and_can_be_left(new_session: Callable, go: Callable):
     screen = new_session({"preset": "few_similar", "seed": "2", "view": "projector"})
-    assert screen.title[0].value == "🏁 Few and similar"  # the app went straight to the race
+    assert screen.title[0].value == ":material/sports_score: Few and similar"  # the app went straight to the race
     css = [h.proto.body for h in screen.get("html")]
     assert any('[data-testid="stSidebar"]' in c and "display: none" in c and "font-size" in c for c in css)
     assert screen.toggle(key="class.projector").value is True
     assert not [w for w in screen.multiselect] and not [i for i in screen.info if "Class preset" in i.value]
     go(screen, WELCOME)  # any other page: the projector stays on the race
-    assert screen.title[0].value == "🏁 Few and similar"
+    assert screen.title[0].value == ":material/sports_score: Few and similar"
     go(screen, RACE)
     screen.button(key="race.leave_projector").click().run()
     assert screen.session_state["class.projector"] is False and "view" not in screen.query_params
     assert screen.session_state["race.preset"] == "few_similar" and screen.session_state["seed"] == 2
     assert not [h for h in screen.get("html") if "stSidebar" in h.proto.body]
-    assert screen.title[0].value == "🏁 The race" and any("Class preset" in i.value for i in screen.info)
+    assert screen.title[0].value == ":material/sports_score: The race" and any("Class preset" in i.value for i in screen.info)
 
 
 # ---- a preset race -----------------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_a_preset_race_ends_with_commentary_from_its_results_and_csv_downloads(n
     finish_job(student, "race")
     outcome = student.session_state["race.result"]
     keep, moved = outcome.results["bn_keep"], outcome.results["bn_reestimate"]
-    assert [s.value for s in student.subheader] == ["🧑‍🏫 BatchNorm trap: what this race showed"]
+    assert [s.value for s in student.subheader] == [":material/school: BatchNorm trap: what this race showed"]
     notes = next(m.value for m in student.markdown if "did not move at all" in m.value)
     frozen = list(keep.frozen)
     mean = sum(moved.bn_drift[g] for g in frozen) / len(frozen)

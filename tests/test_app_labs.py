@@ -26,7 +26,7 @@ def _takeaways(at: AppTest) -> list[str]:
 
 def test_both_lab_pages_render_and_every_demo_has_its_knobs(app: AppTest, go):
     go(app, MATRIX_LAB)
-    assert app.title[0].value == "🧪 The matrix, live"
+    assert app.title[0].value == ":material/science: The matrix, live"
     assert not app.warning and not app.error
     radio = app.radio(key="matrix_lab.setting")
     assert list(radio.options) == [d.title for d in DEMOS.values()]
@@ -34,12 +34,12 @@ def test_both_lab_pages_render_and_every_demo_has_its_knobs(app: AppTest, go):
         radio.set_value(key).run()
         assert not app.exception
         assert app.subheader[0].value == DEMOS[key].title
-        assert app.button(key="matrix_lab.run").label == f"▶️ Run: {DEMOS[key].title}"
+        assert app.button(key="matrix_lab.run").label == f":material/play_arrow: Run: {DEMOS[key].title}"
         knobs = [w.key for w in (*app.slider, *app.selectbox) if w.key and w.key.startswith(f"matrix_lab.{key}.")]
         assert knobs, key
     go(app, QUADRANT_LAB)
-    assert app.title[0].value == "🗺️ Quadrant lab"
-    assert [t.label for t in app.tabs] == ["🗺️ The rules, measured", "✂️ Cut at layer n", "📏 Measured similarity"]
+    assert app.title[0].value == ":material/map: Quadrant lab"
+    assert [t.label for t in app.tabs] == [":material/map: The rules, measured", ":material/content_cut: Cut at layer n", ":material/straighten: Measured similarity"]
     assert {"quadrant_lab.run_sweep", "quadrant_lab.run_cut", "quadrant_lab.run_similarity"} <= {b.key for b in
                                                                                                   app.button}
     assert not app.warning and not app.error

@@ -154,7 +154,7 @@ def test_good_zip_is_reported_then_trains_above_chance_in_the_background(app: Ap
     charts = _charts(app)
     assert "Confusion matrix (validation images)" in charts and "Accuracy per class (validation images)" in charts
     assert any("Validation accuracy" in s.value for s in app.success)
-    assert any(b.proto.label == "💾 Trained weights (.pt)" for b in app.get("download_button"))
+    assert any(b.proto.label == ":material/download: Trained weights (.pt)" for b in app.get("download_button"))
 
 
 def test_zip_slip_is_refused_and_what_was_loaded_stays(app: AppTest) -> None:
@@ -229,7 +229,7 @@ def test_classes_built_one_by_one_with_uploads_and_the_camera(app: AppTest) -> N
 # ---- the explorer ------------------------------------------------------------------------------------------------
 def test_explorer_offline_explains_missing_weights_and_classifies_a_drawn_shape(app: AppTest) -> None:
     _go(app, EXPLORER)
-    assert app.title[0].value == "🔍 Pretrained model explorer"
+    assert app.title[0].value == ":material/search: Pretrained model explorer"
     assert app.selectbox(key="explorer.arch").value == "shapesnet"
     app.selectbox(key="explorer.shape").set_value("star").run()
     chart = _charts(app)["What the shapes model sees: its top 6 classes"]

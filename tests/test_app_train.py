@@ -36,11 +36,11 @@ def _trained(app: AppTest, go: Callable, finish_job: Callable) -> AppTest:
 # ---- smoke -----------------------------------------------------------------------------------------------------
 def test_train_and_race_pages_render(app: AppTest, go: Callable, plotly_charts: Callable):
     go(app, TRAIN)
-    assert app.title[0].value == "🏋️ Train live"
+    assert app.title[0].value == ":material/fitness_center: Train live"
     assert app.button(key="train.start").disabled is False
     assert any("What trains in shapesnet" in t for t in plotly_charts(app))  # the plan's groups
     go(app, RACE)
-    assert app.title[0].value == "🏁 The race"
+    assert app.title[0].value == ":material/sports_score: The race"
     assert app.multiselect(key="race.strategies").value == ["feature_extract", "finetune_top", "finetune_all",
                                                             "scratch"]
     assert app.button(key="race.start").disabled is True  # predict before reveal
@@ -119,8 +119,8 @@ def test_short_run_draws_charts_with_one_heatmap_row_per_group(app: AppTest, go:
     assert len(gallery) == min(8, len(top)) > 0
     assert gallery[0].startswith(f"{top[0]['true']} → {top[0]['pred']}")
     assert "import torch" in app.code[0].value  # show the code
-    assert {b.proto.label for b in app.get("download_button")} >= {"💾 Trained weights (.pt)",
-                                                                   "📈 History per epoch (.csv)"}
+    assert {b.proto.label for b in app.get("download_button")} >= {":material/download: Trained weights (.pt)",
+                                                                   ":material/show_chart: History per epoch (.csv)"}
     assert app.success and "Validation accuracy" in app.success[0].value
 
 
@@ -198,7 +198,7 @@ def test_use_this_plan_reaches_the_train_page_with_that_plan(app: AppTest, go: C
     app.slider(key="quadrant.similarity").set_value(0.2).run()
     app.button(key="quadrant.use").click().run()
     assert not app.exception
-    assert app.title[0].value == "🏋️ Train live"
+    assert app.title[0].value == ":material/fitness_center: Train live"
     assert app.selectbox(key="train.strategy").value == "scratch"
     assert app.multiselect(key="train.frozen").value == []
     assert app.slider(key="train.n_per_class").value == 600

@@ -38,6 +38,7 @@ from ui.charts import training as charts
 from tl_core.training.records import RunResult
 from tl_core.jobs.manager import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
 from ui import render, session
+from ui.state import SLOT_SUFFIXES
 
 LIVE_EVERY_S = 0.5  # the fragment's redraw interval while a job runs (also the UI benchmark's)
 QUEUED_EVERY_S = 2.0  # ... and while it waits in the queue (only the position is shown then)
@@ -48,8 +49,8 @@ _URL_KEY = secrets.token_bytes(16)  # signs the ?run= tokens; per server process
 
 
 def init_slot(slot: str) -> None:
-    """Create the slot's session-state keys if missing, and remember the slot (idempotent)."""
-    for suffix in ("job", "result", "error", "done"):
+    """Create the slot's session-state keys if missing (ui.state.SLOT_SUFFIXES), and remember the slot (idempotent)."""
+    for suffix in SLOT_SUFFIXES:
         st.session_state.setdefault(f"{slot}.{suffix}", None)
     slots = st.session_state.setdefault(SLOTS_KEY, [])
     if slot not in slots:
@@ -188,7 +189,7 @@ def collect_quick(key: str, spinner: str, wait_s: float = 60.0) -> tuple[str, An
             with st.spinner(spinner):
                 job.wait(wait_s)
         if job.active:
-            st.info(f"⏳ Still waiting: {queue_message(get_manager().position(job))}")
+            st.info(f":material/hourglass_top: Still waiting: {queue_message(get_manager().position(job))}")
             return None
         st.session_state[key + ".pending"] = None
         outcome = job.result if job.state == DONE else f"It did not finish ({job.error or job.state})."
@@ -203,7 +204,7 @@ def stop(slot: str) -> None:
 
 def show_queued(job: Job) -> None:
     """How many runs will start before this one."""
-    st.info(f"⏳ Queued: {queue_message(get_manager().position(job))}")
+    st.info(f":material/hourglass_top: Queued: {queue_message(get_manager().position(job))}")
     st.progress(0.0, text="Waiting for a free slot…")
 
 
@@ -229,9 +230,9 @@ def show_events(messages: list[str], prefix: str = "") -> None:
     """
     for message in messages:
         if is_notice(message):
-            st.warning(f"{prefix}{message}", icon="🧯")
+            st.warning(f"{prefix}{message}", icon=":material/memory:")
         else:
-            st.caption(f"ℹ️ {prefix}{message}")
+            st.caption(f":material/info: {prefix}{message}")
 
 
 def show_notices(messages: list[str], prefix: str = "") -> None:
@@ -299,11 +300,11 @@ def show_result(res: RunResult, key_prefix: str, summary: str, n_classes: int | 
     key_prefix."""
     if res.status == "finished":
         chance = f" (chance: {100 / n_classes:.0f}%)" if n_classes else ""
-        st.success(f"✅ {res.reason} Validation accuracy **{100 * res.final_val_acc:.0f}%**{chance}. {summary}.")
+        st.success(f":material/check_circle: {res.reason} Validation accuracy **{100 * res.final_val_acc:.0f}%**{chance}. {summary}.")
     elif res.status == "cancelled":
-        st.warning(f"⏹️ {res.reason} {summary}.")
+        st.warning(f":material/stop_circle: {res.reason} {summary}.")
     else:
-        st.error(f"💥 {res.reason}")
+        st.error(f":material/error: {res.reason}")
     h = History.from_result(res)
     show_notices(h.events)
     for name, c in charts.live_charts(h, n_classes).items():
@@ -319,7 +320,7 @@ def show_result(res: RunResult, key_prefix: str, summary: str, n_classes: int | 
         if val_images is not None:
             kw = {"scale": scale} if scale else {}
             examples = charts.misclassified(res.evaluation, val_images, k=8, **kw)
-            st.subheader("🔍 Misclassified validation images (worst first)")
+            st.subheader(":material/search: Misclassified validation images (worst first)")
             if examples:
                 st.image([e.image for e in examples], caption=[e.caption for e in examples], width=110)
                 st.caption("Each caption reads true class → predicted class (the model's confidence).")

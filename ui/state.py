@@ -1,14 +1,15 @@
-"""The app's session state in one place: the namespaced keys, their defaults, and the callbacks that change them.
+"""The app's session state in one place: every page's keys and defaults, and the callbacks that change them.
 
-Keys are namespaced by owner: "plan", "seed" and "data.*" are app-wide; "matrix.*" and "quadrant.*"
-belong to the decision pages; "class.*" holds the classroom controls (the projector view, the class link last
-applied), and "race.preset" the class preset whose lanes the race page runs (tl_core.classroom.presets). Widgets whose answers must survive a trip to another page are created
-with `persist_state=PERSIST` (Streamlit otherwise drops a widget's key when its page is not shown).
+Keys are namespaced by owner: "plan", "seed" and "data.*" are app-wide; every page owns "<page>.*" (its widgets,
+its job slot "<slot>.job/result/error/done", see ui.live); "class.*" holds the classroom controls (the projector
+view, the class link last applied), and "race.preset" the class preset whose lanes the race page runs
+(tl_core.classroom.presets). `DEFAULTS` lists the app-wide keys and `PAGE_DEFAULTS` each page's, so that a newcomer
+finds every key here. Widgets whose answers must survive a trip to another page are created with
+`persist_state=PERSIST` (Streamlit otherwise drops a widget's key when its page is not shown).
 
-Pages call `init_state()` too, although app.py already has. Because this app keeps its pages in a folder
-named `pages/`, a freshly started server runs the legacy `pages/`-directory mode until some session has
-executed app.py's `st.navigation`; a first visitor who deep-links to, say, /quadrant then runs the page
-without app.py. The extra call keeps such a page from failing on missing keys.
+Pages call `init_state("<page>")` first: it sets the app-wide keys (app.py has already, except on a cold start that
+deep-links to a page, see `leave_legacy_pages_mode`) and that page's own keys. A page's defaults may be factories
+that import the library lazily, so the first page never pays for torch.
 """
 
 from __future__ import annotations
@@ -18,32 +19,34 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core.training.plan import Plan, make_plan
 from tl_core.classroom.presets import URL_PRESET, URL_SEED, URL_VIEW, Preset, get_preset, parse_scenario
+from tl_core.training.plan import Plan, make_plan
 
 PERSIST = "session"  # pass as persist_state= to keep a widget's value across page switches (needs key=)
 
 DEFAULT_N_PER_CLASS = 20  # little data ...
 DEFAULT_SIMILARITY = 0.8  # ... similar to the source: "fine-tune only the final layers", the default plan
+SLOT_SUFFIXES = ("job", "result", "error", "done")  # a job slot's keys, see ui.live
 
 
 def _default_plan() -> dict[str, Any]:
     return make_plan("finetune_top").to_dict()
 
 
-# key -> default value, or a factory for mutable defaults
-DEFAULTS: dict[str, Any | Callable[[], Any]] = {
-    # app-wide
+Default = Any | Callable[[], Any]  # a value, or a zero-argument factory for mutable or computed defaults
+
+# key -> default: the app-wide keys, set on every run
+DEFAULTS: dict[str, Default] = {
     "plan": _default_plan,  # the current Plan as a dict (Plan.to_dict); the Train page trains it
     "seed": 0,  # app-wide seed (sidebar); copied into the plan
     "data.n_per_class": DEFAULT_N_PER_CLASS,  # shapes-world target images per class, for the Train page
     "data.similarity": DEFAULT_SIMILARITY,  # shapes-world target similarity to the source, 0..1
-    # pages/matrix.py: the four yes/no answers (widget keys)
+    # pages/matrix.py: the four yes/no answers (widget keys, kept across pages)
     "matrix.source_labels": True,
     "matrix.target_labels": True,
     "matrix.same_domain": True,
     "matrix.same_task": False,
-    # pages/quadrant.py (widget keys)
+    # pages/quadrant.py (widget keys, kept across pages)
     "quadrant.mode": "shapes",  # "shapes" (shapes-world knobs) or "own" (about my own problem)
     "quadrant.size": DEFAULT_N_PER_CLASS,  # shapes world: labelled images per class, 5..1000
     "quadrant.similarity": DEFAULT_SIMILARITY,  # shapes world: similarity to the source, 0..1
@@ -58,12 +61,71 @@ DEFAULTS: dict[str, Any | Callable[[], Any]] = {
 }
 
 
+def _slot(slot: str) -> dict[str, Default]:
+    """A job slot's keys (ui.live): the latest job id, its result, its error and the job whose outcome is kept."""
+    return {f"{slot}.{suffix}": None for suffix in SLOT_SUFFIXES}
+
+
+def _race() -> dict[str, Default]:
+    from tl_core.experiments.race import DEFAULT_RACE
+
+    return {**_slot("race"), "race.strategies": list(DEFAULT_RACE), "race.own": False, "race.prediction": None}
+
+
+def _matrix_lab() -> dict[str, Default]:
+    from tl_core.experiments import DEMOS
+
+    knobs = {f"matrix_lab.{key}.{k.param}": k.default for key, demo in DEMOS.items() for k in demo.knobs}
+    return {**_slot("matrix_lab"), "matrix_lab.setting": next(iter(DEMOS)), "matrix_lab.results": dict, **knobs}
+
+
+def _quadrant_lab() -> dict[str, Default]:
+    from tl_core.experiments.lab import DEFAULT_SIMILARITIES, DEFAULT_SIZES, LAB_STRATEGIES
+
+    return {**_slot("quadrant_lab"),
+            "quadrant_lab.sizes": lambda: list(DEFAULT_SIZES),  # images per class swept
+            "quadrant_lab.similarities": lambda: list(DEFAULT_SIMILARITIES),
+            "quadrant_lab.strategies": lambda: list(LAB_STRATEGIES),
+            "quadrant_lab.n_seeds": 1, "quadrant_lab.cut_n": 20, "quadrant_lab.cut_seeds": 1,
+            "quadrant_lab.sim_target": 0.5, "quadrant_lab.sim_n": 20,
+            "quadrant_lab.outcomes": dict,  # kind ("sweep", "cut", "similarity") -> the latest finished result
+            "quadrant_lab.sweeps": dict}  # LabConfig -> finished LabResult, this session
+
+
+def _own() -> dict[str, Default]:
+    from tl_core.data.own import DEFAULT_VAL_FRACTION
+
+    return {**_slot("own"), "own.mode": "zip", "own.zip": None, "own.zip_error": None, "own.classes": list,
+            "own.next_id": 0, "own.version": 0, "own.nonce": 0, "own.class_error": None, "own.arch": "shapesnet",
+            "own.strategy": None,  # None until the page picks the default for the architecture and device
+            "own.epochs": 10, "own.lr": 3e-3, "own.val_fraction": DEFAULT_VAL_FRACTION, "own.confirm": False}
+
+
+# page -> a function returning that page's keys and defaults (called only when the page runs)
+PAGE_DEFAULTS: dict[str, Callable[[], dict[str, Default]]] = {
+    "welcome": dict, "matrix": dict, "quadrant": dict, "architectures": dict,
+    "train": lambda: _slot("train"),
+    "race": _race,
+    "matrix_lab": _matrix_lab,
+    "quadrant_lab": _quadrant_lab,
+    "explorer": lambda: {"explorer.arch": "shapesnet", "explorer.source": "sample", "explorer.shape": "circle",
+                         "explorer.seed": 0, "explorer.style": "plain"},
+    "own": _own,
+    "instructor": lambda: {"instructor.seed": lambda: int(st.session_state["seed"])},  # the class seed in the links
+}
+
+
 def leave_legacy_pages_mode() -> None:
     """If Streamlit ran this page in its legacy pages/-folder mode, switch to app.py's router and rerun.
 
     A freshly started server decides the mode from the mere existence of a folder named pages/ next to app.py,
     until some session runs app.py's st.navigation. A first visitor who deep-links to, say, /quadrant would
     otherwise get the page without app.py: no sidebar, and a navigation menu listing raw file names.
+
+    This sets Streamlit's private `PagesManager.uses_pages_directory`, which st.navigation itself clears. No public
+    API does it: the flag is the "relic of MPA v1" kept by streamlit/streamlit PR #10276, whose review (2025-02-21)
+    reports that a pages folder plus st.navigation and a direct URL "sometimes completely switch back to MPAv1".
+    Remove this when Streamlit drops the flag (or when the pages folder is renamed).
     """
     from streamlit.runtime.pages_manager import PagesManager
 
@@ -72,12 +134,26 @@ def leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
-def init_state() -> None:
-    """Set every key of DEFAULTS that is missing from st.session_state; leave present ones alone. Idempotent."""
+def _apply(defaults: dict[str, Default]) -> None:
+    ss = st.session_state
+    for key, default in defaults.items():
+        if key not in ss:
+            ss[key] = default() if callable(default) else default
+
+
+def init_state(page: str | None = None) -> None:
+    """Set every missing app-wide key, and the page's own keys when `page` is given. Idempotent.
+
+    Args:
+        page: A key of PAGE_DEFAULTS, or None (app.py: the app-wide keys only).
+
+    Raises:
+        KeyError: For a page that is not registered in PAGE_DEFAULTS.
+    """
     leave_legacy_pages_mode()
-    for key, default in DEFAULTS.items():
-        if key not in st.session_state:
-            st.session_state[key] = default() if callable(default) else default
+    _apply(DEFAULTS)
+    if page is not None:
+        _apply(PAGE_DEFAULTS[page]())
 
 
 def current_plan() -> Plan:

@@ -77,6 +77,26 @@ class Reporter:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """One setting of a demo that the learner can change: a parameter of its run function and how to ask for it."""
+
+    param: str  # keyword argument of the demo's function
+    widget: str  # "select" (choices: ((value, label), ...)) or "slider" (choices: (min, max, step))
+    label: str  # what the widget says
+    choices: tuple  # see widget
+    default: Any  # the starting value
+    help: str = ""  # a tooltip, or ""
+
+
+def _select(param: str, label: str, choices: dict[str, str], default: str, help: str = "") -> Knob:
+    return Knob(param, "select", label, tuple(choices.items()), default, help)
+
+
+def _slider(param: str, label: str, lo: float, hi: float, step: float, default: float, help: str = "") -> Knob:
+    return Knob(param, "slider", label, (lo, hi, step), default, help)
+
+
+@dataclass(frozen=True)
 class Demo:
     """One runnable experiment for a setting of the domain-and-task matrix."""
 
@@ -86,6 +106,9 @@ class Demo:
     function: str  # the function in that module: fn(*, seed, on_record, cancel, **params) -> result
     question: str  # the question the experiment answers, one sentence
     how: str  # what the experiment does, in two or three sentences
+    answers: tuple[bool, bool, bool, bool]  # matrix answers that lead here: source labels, target labels, same
+    #                                        domain, same task (tl_core.teaching.matrix.classify's order)
+    knobs: tuple[Knob, ...] = ()  # what the learner can change, in display order
 
 
 DEMOS: dict[str, Demo] = {d.key: d for d in (
@@ -95,33 +118,64 @@ DEMOS: dict[str, Demo] = {d.key: d for d in (
          "The same images carry two labels: the shape, and a second label (filled or outlined, the colour, or the "
          "size). One ShapesNet body with two heads learns both at once; two more runs, with the same start, learn "
          "each task alone. Every few steps the two losses are back-propagated separately to measure how much "
-         "gradient each head sends into each shared layer group."),
+         "gradient each head sends into each shared layer group.",
+         (True, True, True, False), (
+        _select("second_task", "Second task", {"fill": "filled or outlined", "colour": "colour (hue sector)",
+                                               "size": "small or large"}, "fill",
+                "The label learnt next to the shape, from the same images."),
+        _slider("n_per_class", "Training images per shape", 10, 100, 5, 30, "Fewer images: sharing matters more."),
+        _slider("steps", "Steps per run", 50, 400, 25, 150, "Each of the three runs takes this many steps."))),
     Demo("self_taught", "Self-taught learning", "self_taught", "run_self_taught",
          "Can unlabelled images of other shapes teach features that help when only a few target images are "
          "labelled?",
          "A network learns from unlabelled drawings of the six source shapes with a pretext task whose answers "
          "come from the pixels themselves (the figure's area, compactness, elongation and spread; or rebuilding "
          "the image). A linear classifier is then fitted on its frozen features from a few labelled images of the "
-         "four new shapes, and compared with no pretraining and with the supervised source model."),
+         "four new shapes, and compared with no pretraining and with the supervised source model.",
+         (False, True, True, False), (
+        _select("pretext", "Pretext task on the unlabelled images",
+                {"geometry": "geometry of the figure", "autoencoder": "rebuild the image (autoencoder)"}, "geometry",
+                "What the network must predict about each unlabelled image; the answer comes from its pixels."),
+        _slider("n_labelled_per_class", "Labelled target images per class", 2, 50, 1, 10,
+                "Self-taught learning shines when labels are scarce."),
+        _slider("pretext_steps", "Pretext steps", 50, 400, 25, 200, "Training steps on the unlabelled images."))),
     Demo("domain_adaptation", "Domain adaptation", "adaptation", "run_adaptation",
          "The source model meets a shifted look with no target labels: how much do AdaBN and DANN win back?",
          "The shipped source model knows the six shapes on plain backgrounds. The target domain draws the same "
          "shapes differently and has no labels. AdaBN recomputes every BatchNorm statistic on the target images; "
          "DANN keeps training on the source while a domain classifier behind a gradient-reversal layer pushes the "
-         "features to stop giving the domain away. Target labels are used only to score."),
+         "features to stop giving the domain away. Target labels are used only to score.",
+         (True, False, False, True), (
+        _select("look", "The target domain looks like",
+                {"outline": "outlines only", "shifted": "texture, noise, low contrast (shift 0.8)",
+                 "shifted_outline": "outlines on a shifted background"}, "outline",
+                "The source domain is plain filled shapes."),
+        _slider("steps", "DANN steps", 50, 300, 25, 150, "Each step sees 32 source and 32 target images."))),
     Demo("sample_selection_bias", "Sample-selection bias", "covariate", "run_covariate",
          "The labelled sample over-represents large shapes: does re-weighting it towards the target's sizes "
          "help?",
          "From one pool of labelled shapes, the labelled sample keeps large shapes far more often; the images to "
          "classify lean small. A domain classifier on the source model's features tells the two apart, and its "
          "odds become importance weights p_target(x) / p_source(x) for the labelled images. A simple classifier "
-         "is trained with and without them, on several random draws."),
+         "is trained with and without them, on several random draws.",
+         (True, False, True, True), (
+        _slider("bias", "Strength of the size bias", 1.0, 8.0, 0.5, 4.0,
+                "How strongly the labelled sample favours large shapes (and the target small ones)."),
+        _slider("repeats", "Repeats", 1, 10, 1, 5, "Independent draws of the biased and the target sample."),
+        _select("feature_layer", "The classifier sees the source model's features after",
+                {"block1": "block1", "block2": "block2", "block3": "block3", "block4": "block4 (final)"}, "block2",
+                "A simpler (earlier) representation leaves the classifier more to get wrong on small shapes."))),
     Demo("unsupervised", "Unsupervised transfer", "clustering", "run_clustering",
          "With no labels at all, do pretrained features group the target images by shape better than raw "
          "pixels?",
          "The images of the four new shapes arrive without labels. k-means groups them three ways: on the source "
          "model's features, on the features of an untrained network, and on raw pixels; PCA draws them in 2-D. "
-         "The hidden shapes are used only to score each grouping's purity."),
+         "The hidden shapes are used only to score each grouping's purity.",
+         (False, False, False, False), (
+        _slider("similarity", "Similarity of the target images to the source", 0.5, 1.0, 0.05, 0.8,
+                "1 draws them like the source data; lower adds texture, noise and low contrast."),
+        _slider("n_per_class", "Unlabelled images per hidden class", 20, 150, 10, 50),
+        _slider("k", "Clusters (k)", 2, 8, 1, 4, "There are four hidden shapes."))),
 )}
 
 

@@ -225,7 +225,7 @@ def weights_table() -> list[dict[str, object]]:
         rows.append({"Architecture": arch, "Paper": get_spec(arch).paper,
                      "ImageNet top-1 %": float(meta["_metrics"]["ImageNet-1K"]["acc@1"]),
                      "Parameters (M)": meta["num_params"] / 1e6, "File (MB)": status.size_mb,
-                     "On this server": "✅ yes" if status.available else "❌ no", "File name": status.filename})
+                     "On this server": "yes" if status.available else "no", "File name": status.filename})
     return rows
 
 

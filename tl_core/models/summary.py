@@ -39,7 +39,7 @@ class FamilyCard:
 
 
 _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "alexnet": ("AlexNet (2012): the network that started it", "🥇 AlexNet", (
+    "alexnet": ("AlexNet (2012): the network that started it", ":material/emoji_events: AlexNet", (
         "**Stacked convolutions:** its big innovation was stacking convolutional layers directly on top of each "
         "other: conv3, conv4 and conv5 follow one another with no pooling layer between them.",
         "**Fighting overfitting:** a high dropout of 50% in the fully connected layers, and training images "
@@ -49,7 +49,7 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "networks use batch normalization instead.)",
         "**Won the ImageNet challenge (ILSVRC) in 2012 by a huge margin**, and made deep CNNs the standard.",
     )),
-    "vgg": ("VGG (2014): small filters, stacked deep", "🧱 VGG", (
+    "vgg": ("VGG (2014): small filters, stacked deep", ":material/view_module: VGG", (
         "**Stacks of small 3×3 filters** instead of one large filter: three 3×3 layers see the same 7×7 patch of "
         "the input as one 7×7 layer (try the calculator below).",
         "**More representational power without too many parameters:** three layers bring three non-linearities "
@@ -58,7 +58,7 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "decomposed form.",
         "Simple and uniform, but heavy: most of its parameters sit in the fully connected layers (fc6_7).",
     )),
-    "resnet": ("ResNet (2015): skip connections, extremely deep", "🔀 ResNet", (
+    "resnet": ("ResNet (2015): skip connections, extremely deep", ":material/alt_route: ResNet", (
         "**Skip (shortcut) connections** carry the output of lower layers to layers far ahead, around the "
         "convolutions in between.",
         "**Residual learning:** each block only adds a correction to its input, so the model is forced to focus "
@@ -69,7 +69,7 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Otherwise it shares many features with typical CNNs: convolutions, pooling, a linear classifier. Its name "
         "counts the layers on the longest path; the 1×1 convolutions on some shortcuts come on top.",
     )),
-    "densenet": ("DenseNet (2016): every layer sees every earlier layer", "🕸️ DenseNet", (
+    "densenet": ("DenseNet (2016): every layer sees every earlier layer", ":material/hub: DenseNet", (
         "**Extends the idea of residual learning:** instead of adding a block's input to its output, a dense "
         "block *concatenates* it, so every layer is connected to every later layer of its block.",
         "**Each layer is batch normalization → ReLU → 3×3 convolution** (torchvision's DenseNet-BC puts a 1×1 "
@@ -79,7 +79,7 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "**Easy to train:** implicit deep supervision (every layer gets the loss's gradient almost directly "
         "through the dense connections) lets gradients flow back easily.",
     )),
-    "inception": ("Inception v3 (2015): several filter sizes side by side", "🧩 Inception", (
+    "inception": ("Inception v3 (2015): several filter sizes side by side", ":material/extension: Inception", (
         "**Multi-branch modules:** each Inception module runs 1×1, 3×3, 5×5 (factorised) convolutions and "
         "pooling in parallel and concatenates the results, so the network picks the right scale itself.",
         "**1×1 bottlenecks** shrink the channel count before the expensive convolutions, keeping the cost down.",
@@ -87,14 +87,14 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "at inference); it has its own layer group, `aux`.",
         "**Input of 299×299 pixels**, not 224×224 like the others.",
     )),
-    "shapes": ("The built-in shapes CNN, for comparison", "🔷 Shapes CNN", (
+    "shapes": ("The built-in shapes CNN, for comparison", ":material/category: Shapes CNN", (
         "The playbook's own network: four conv → batch norm → ReLU blocks, global average pooling and a linear "
         "head, for 32×32 images of the shapes world.",
         "It is what the source model (shipped in assets/) is: trained on the six source shapes, then re-used on "
         "the target shapes in the labs.",
         "Roughly a thousand times smaller than VGG: small enough to fine-tune live on a laptop CPU.",
     )),
-    "mobilenet": ("MobileNet v3 (2019): built for phones", "📱 MobileNet", (
+    "mobilenet": ("MobileNet v3 (2019): built for phones", ":material/smartphone: MobileNet", (
         "Not one of the course's five families: it is in the registry as a small, fast ImageNet model.",
         "Depthwise separable convolutions split a 3×3 convolution into a per-channel 3×3 and a 1×1 mix, which "
         "costs a fraction of the MACs.",

@@ -40,13 +40,13 @@ class Benefit:
 
 
 BENEFITS: tuple[Benefit, ...] = (
-    Benefit("Stand on the shoulders of giants", "🏔️",
+    Benefit("Stand on the shoulders of giants", ":material/landscape:",
             ("The network architecture", "The choice of initialisation", "The activation functions",
              "The number and density of layers")),
-    Benefit("Do more with less", "🪶",
+    Benefit("Do more with less", ":material/compress:",
             ("Make do with less training data", "English to French: lots of training data",
              "Hindi to Spanish: little or no training data")),
-    Benefit("Faster, cheaper", "⚡",
+    Benefit("Faster, cheaper", ":material/bolt:",
             ("Smaller training data", "Only the higher layers to train",
              "In a cloud-enabled world, less time means less money")),
 )

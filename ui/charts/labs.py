@@ -303,7 +303,7 @@ def lab_heatmap_chart(hm: Any) -> Chart:
                 tr.append(f"running… ({done} {'run' if done == 1 else 'runs'} done)" if done else "waiting")
             else:
                 zr.append((index[cell.winner] + 0.5) / n_s)
-                mark = "✅" if cell.agrees else ("❌" if cell.agrees is False else "·")
+                mark = "agrees" if cell.agrees else ("differs" if cell.agrees is False else "·")
                 advice = (f"course: {_short(cell.advice)} {mark}"
                           + (f" {pct(cell.advice_accuracy)}" if cell.advice_accuracy is not None else ""))
                 tr.append(f"<b>{_short(cell.winner)}</b> {pct(cell.best)}<br>{advice}")

@@ -23,7 +23,7 @@ from ui.charts.theme import Chart
 
 MAX_HEATMAP_COLUMNS = 200  # longer runs are binned into this many columns of the gradient heatmap
 RATIO_RULE_OF_THUMB = 1e-3  # a healthy update-to-weight ratio per step is around 1e-3 (Karpathy's rule of thumb)
-FROZEN_MARK = "🧊"  # prefixed to frozen rows of the gradient heatmaps (with the word "frozen", not the icon alone)
+FROZEN_MARK = "■"  # prefixed to frozen rows of the gradient heatmaps, next to the word "frozen" (a plain glyph: plotly text cannot use icon fonts)
 _TINY = 1e-12  # floor before taking log10 of a norm
 
 
