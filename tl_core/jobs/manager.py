@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tl_core.training.records import RecordBuffer
 
@@ -87,6 +87,35 @@ class Job:
         return self.done_event.wait(timeout)
 
 
+class Executor(Protocol):
+    """Where a job's work runs. The manager keeps the queue, the limit and the fairness; an executor only runs one
+    job function with its context and returns the result (or raises), streaming records through `ctx.emit` and
+    stopping when `ctx.cancel` is set."""
+
+    name: str  # e.g. "in-process" or "ray"
+
+    def run(self, fn: Callable[[JobContext], Any], ctx: JobContext) -> Any: ...
+
+
+class LocalExecutor:
+    """Runs each job in this process, on the manager's worker thread (the default)."""
+
+    name = "in-process"
+
+    def run(self, fn: Callable[[JobContext], Any], ctx: JobContext) -> Any:
+        return fn(ctx)
+
+
+def default_executor() -> Executor:
+    """A Ray executor when TLP_RAY_ADDRESS is set (tl_core.jobs.ray_executor), else the in-process one."""
+    address = os.environ.get("TLP_RAY_ADDRESS", "").strip()
+    if address:
+        from tl_core.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(address)
+    return LocalExecutor()
+
+
 def default_limit() -> int:
     """TLP_MAX_CONCURRENT_JOBS if set, else the number of CPU cores, or 1 when a CUDA GPU will do the training (it
     does not share well)."""
@@ -116,7 +145,8 @@ def default_thread_cap() -> int:
 class JobManager:
     """Runs jobs on worker threads, at most `limit` at a time, taking queued jobs round-robin by owner."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, executor: Executor | None = None) -> None:
+        self.executor = executor if executor is not None else default_executor()
         self.limit = limit if limit is not None else default_limit()
         self.cores = max(1, os.cpu_count() or 1)
         self.thread_cap = default_thread_cap()  # at most this many torch threads per job
@@ -174,7 +204,7 @@ class JobManager:
             else:
                 ctx = JobContext(job.buffer, job.cancel_event, self.thread_share)
                 ctx.adopt_threads()
-                result = job.fn(ctx)
+                result = self.executor.run(job.fn, ctx)
                 if job.cancel_event.is_set():
                     state = CANCELLED
         except Exception as e:  # noqa: BLE001 - any failure becomes a message for the learner
