@@ -24,7 +24,7 @@ from tl_core.jobs.work import EstimateJob, OwnOutcome, OwnSimilarityJob, OwnTrai
 from tl_core.training.planform import default_strategy, image_size_for, needs_estimate, own_plan
 from tl_core.data.safe_io import UnsafeInput
 from tl_core.models.weights import torchvision_archs, weights_status
-from ui import cached, live
+from ui import cached, live, results
 from ui.charts.own_data import counts_chart
 from ui.render import chart
 from ui.session import session_id, track
@@ -305,7 +305,7 @@ def _show_results(outcome: OwnOutcome) -> None:
     st.header(":material/bar_chart: Results")
     summary = (f"{plan.describe()} · {outcome.n_train} training and {outcome.n_val} validation images · "
                f"{res.wall_s:.1f} s")
-    live.show_result(res, P + "res.", summary, len(outcome.classes), val_images=outcome.val_images,
+    results.show_result(res, P + "res.", summary, len(outcome.classes), val_images=outcome.val_images,
                      scale=max(1, 96 // outcome.val_images.shape[-1]))
     if res.state_dict is not None:
         st.download_button(":material/download: Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
@@ -433,6 +433,6 @@ b1.button(":material/play_arrow: Start", key=P + "start", type="primary", on_cli
 b2.button(":material/stop_circle: Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), help="Stop after the current step.")
 if ss[f"{SLOT}.error"]:
     st.error(ss[f"{SLOT}.error"], icon=":material/warning:")
-live.live_fragment(SLOT, lambda job, records: live.draw_run(job, records, P + "live."))
+live.live_fragment(SLOT, lambda job, records: results.draw_run(job, records, P + "live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])

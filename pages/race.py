@@ -24,7 +24,7 @@ from tl_core.training.history import History, race_histories
 from ui.charts import race as race_charts
 from ui.charts.theme import Chart
 from tl_core.data.datasets import DataSpec
-from ui import live
+from ui import live, results
 from ui.render import show_chart
 from ui.state import PERSIST, current_plan, init_state, leave_preset, set_projector
 
@@ -107,7 +107,7 @@ def _draw_live(job: Job, records: list) -> None:
     order = st.session_state.get("race.order") or list(histories)
     live.show_status(job, race_progress(histories, order, live.elapsed(job)))
     for key, h in histories.items():
-        live.show_notices(h.events, prefix=f"{_label(key)}: ")
+        results.show_notices(h.events, prefix=f"{_label(key)}: ")
     _chart(race_charts.race_curves_chart(_by_label(histories)), "race.live.curves")
     _chart(race_charts.race_heatmaps_chart(_by_label(histories)), "race.live.heatmaps")
 
@@ -130,7 +130,7 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
         elif r.status == "cancelled":
             st.warning(f"{lane.label}: {r.reason}", icon=":material/stop_circle:")
         if r is not None:
-            live.show_notices([e.message for e in r.events], prefix=f"{lane.label}: ")
+            results.show_notices([e.message for e in r.events], prefix=f"{lane.label}: ")
     st.dataframe(race_rows_for_display(rows), hide_index=True, key="race.table",
                  column_config={"Validation accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                                        max_value=1),

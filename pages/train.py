@@ -22,7 +22,7 @@ from tl_core.jobs.work import TrainJob, TrainOutcome, weights_bytes
 from tl_core.training.history import history_csv, steps_csv
 from ui.charts.training import drift_chart
 from tl_core.data.datasets import DataSpec, make_data
-from ui import live
+from ui import live, results
 from ui.render import show_chart, show_plan
 from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
 
@@ -121,7 +121,7 @@ def _show_results(outcome: TrainOutcome) -> None:
     summary = (f"{plan.describe()} · {res.wall_s:.1f} s · {res.trainable_params:,} of {res.total_params:,} "
                f"parameters trained")
     n_classes = len(res.evaluation.classes) if res.evaluation else None
-    live.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
+    results.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
     show_chart(drift_chart(res), key="train.drift")
     with st.expander(":material/code: Show the code: this plan as a standalone PyTorch script"):
         st.code(plan_to_code(plan), language="python")
@@ -246,7 +246,7 @@ if ss.get(P + "error"):
     st.error(ss.pop(P + "error"), icon=":material/block:")
 if ss[f"{SLOT}.error"]:
     st.error(ss[f"{SLOT}.error"], icon=":material/warning:")
-live.live_fragment(SLOT, lambda job, records: live.draw_run(job, records, "train.live."))
+live.live_fragment(SLOT, lambda job, records: results.draw_run(job, records, "train.live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])
 elif ss[f"{SLOT}.result"] is None and not live.is_active(SLOT):
