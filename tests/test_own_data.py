@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tl_core.data.own import Converted, Skipped, load_class_uploads, load_zip, stratified_split
+from tl_core.data.own import (ClassEditor, Converted, Skipped, load_class_uploads, load_zip, split_leaks,
+                              stratified_split, summarise)
 from tl_core.data.safe_io import Limits, UnsafeInput
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -272,3 +273,100 @@ def test_stratified_split_tiny_fraction_still_gives_validation_images() -> None:
 def test_stratified_split_rejects_bad_fractions(fraction: float) -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         stratified_split(np.array([0, 0, 1, 1]), val_fraction=fraction)
+
+
+# ---- long lists, duplicates and leakage ----------------------------------------------------------------------
+
+
+def test_summarise_names_the_first_few_and_counts_the_rest() -> None:
+    assert summarise([]) == "" and summarise(["a"]) == "'a'"
+    assert summarise(["a", "b", "c"]) == "'a', 'b' and 'c'"
+    assert summarise([f"c{i}" for i in range(6)]) == "'c0', 'c1', 'c2', 'c3', 'c4' and 'c5'"  # 6: naming all
+    assert summarise([f"c{i}" for i in range(1000)]) == "'c0', 'c1', 'c2', 'c3', 'c4' and 995 more"
+    assert summarise(["x", "y"], quote=False) == "x and y"
+
+
+def test_a_zip_of_many_one_image_classes_gets_one_summarised_problem() -> None:
+    members = {f"class{i:03d}/a.png": img_bytes(color=(i, 0, 0)) for i in range(300)}
+    r = load_zip(make_zip(members), "s1", size=8).report
+    assert len(r.classes) == 300 and not r.ok
+    assert r.problems == ["300 classes have fewer than 2 images: 'class000', 'class001', 'class002', 'class003', "
+                          "'class004' and 295 more. Each class needs at least 2; add more images to them (or remove "
+                          "them)."]
+
+
+def test_identical_pictures_are_found_by_their_pixels_across_classes_and_formats() -> None:
+    members = {"cats/c0.png": img_bytes(color=RED), "cats/c1.png": img_bytes(color=(200, 0, 0)),
+               "cats/c2.bmp": img_bytes(color=RED, fmt="BMP"),  # the same picture as c0.png, another format
+               "dogs/d0.png": img_bytes(color=GREEN), "dogs/d1.png": img_bytes(color=BLUE),
+               "dogs/copy_of_c1.png": img_bytes(color=(200, 0, 0))}  # a cat picture labelled dog
+    ds = load_zip(make_zip(members), "s1", size=8)
+    r = ds.report
+    assert r.ok  # reported, not blocking
+    groups = {tuple(d.paths): d for d in r.duplicates}
+    assert set(groups) == {("cats/c0.png", "cats/c2.bmp"), ("cats/c1.png", "dogs/copy_of_c1.png")}
+    assert [tuple(d.paths) for d in r.conflicts] == [("cats/c1.png", "dogs/copy_of_c1.png")]
+    assert groups[("cats/c1.png", "dogs/copy_of_c1.png")].describe() == (
+        "'cats/c1.png' and 'dogs/copy_of_c1.png' are the same picture, labelled 'cats' and 'dogs'.")
+    assert groups[("cats/c0.png", "cats/c2.bmp")].describe() == (
+        "'cats/c0.png' and 'cats/c2.bmp' are the same picture (class 'cats').")
+    assert len(ds.paths) == len(ds.digests) == len(ds.labels) == 6
+
+
+def test_leakage_is_a_picture_on_both_sides_of_the_split() -> None:
+    uploads = {"a": [(f"a{i}.png", img_bytes(color=(10 * i, 0, 0))) for i in range(5)] + [
+        ("a0-again.png", img_bytes(color=(0, 0, 0)))],
+        "b": [(f"b{i}.png", img_bytes(color=(0, 10 * i + 5, 0))) for i in range(6)]}
+    ds = load_class_uploads(uploads, size=8)
+    (dup,) = ds.report.duplicates
+    assert dup.paths == ["a/a0.png", "a/a0-again.png"] and not dup.conflict
+    i, j = ds.paths.index("a/a0.png"), ds.paths.index("a/a0-again.png")
+    others = [k for k in range(len(ds.labels)) if k not in (i, j)]
+    assert [d.paths for d in ds.leaks(np.array([i] + others[:3]), np.array([j] + others[3:]))] == [dup.paths]
+    assert ds.leaks(np.array([i, j] + others[:3]), np.array(others[3:])) == []  # both copies on one side
+    seeds = [s for s in range(40) if split_leaks(ds, 0.2, s)]  # the real split, over seeds: sometimes leaks
+    assert seeds and len(seeds) < 40
+    tr, va = stratified_split(ds.labels, 0.2, seeds[0])
+    assert {i, j} & set(tr.tolist()) and {i, j} & set(va.tolist())
+
+
+# ---- the class-by-class editor -------------------------------------------------------------------------------
+
+
+def test_class_editor_adds_renames_removes_and_clears_classes() -> None:
+    ed = ClassEditor()
+    cats, dogs = ed.add_class(" cats "), ed.add_class("dogs")
+    assert ed.names == ["cats", "dogs"] and (cats.id, dogs.id) == (0, 1) and ed.version == 2
+    with pytest.raises(ValueError, match="already a class called 'Dogs'"):
+        ed.add_class("Dogs")
+    assert ed.names == ["cats", "dogs"] and ed.version == 2  # refused: nothing changed
+    assert ed.rename(cats.id, "Cats").name == "Cats"  # a new case of its own name is fine
+    with pytest.raises(ValueError, match="already a class called 'dogs'"):
+        ed.rename(cats.id, "dogs")
+    with pytest.raises(ValueError, match="slashes"):
+        ed.rename(dogs.id, "a/b")
+    assert ed.names == ["Cats", "dogs"]
+    ed.add_files(dogs.id, [("d.png", img_bytes(color=GREEN))])
+    ed.clear(dogs.id)
+    assert ed.get(dogs.id).files == [] and ed.names == ["Cats", "dogs"]
+    ed.remove(cats.id)
+    assert ed.names == ["dogs"] and ed.add_class("birds").id == 2  # ids are never reused
+    with pytest.raises(ValueError, match="no class with id 0"):
+        ed.remove(cats.id)
+
+
+def test_class_editor_keeps_files_all_or_nothing_and_feeds_the_loader() -> None:
+    ed = ClassEditor(limits=Limits(max_files=4, max_file_bytes=10_000))
+    a, b = ed.add_class("a"), ed.add_class("b")
+    assert ed.add_files(a.id, [("x.png", img_bytes(color=RED)), ("x.png", img_bytes(color=(9, 0, 0)))]) == [
+        "x.png", "2-x.png"]  # two snapshots with one name: both kept
+    before = ed.version
+    with pytest.raises(UnsafeInput, match="would make 5 images; the limit is 4"):
+        ed.add_files(b.id, [(f"{i}.png", img_bytes(color=BLUE)) for i in range(3)])
+    assert ed.get(b.id).files == [] and ed.version == before  # nothing half-added
+    assert ed.add_files(b.id, []) == [] and ed.version == before
+    ed.add_files(b.id, [("1.png", img_bytes(color=BLUE)), ("2.png", img_bytes(color=GREEN))])
+    assert ed.n_files == 4
+    ds = load_class_uploads(ed.uploads(), size=8)
+    assert ds.classes == ("a", "b") and ds.report.counts == {"a": 2, "b": 2} and ds.report.ok
+    assert ds.paths == ("a/x.png", "a/2-x.png", "b/1.png", "b/2.png")

@@ -3,15 +3,18 @@
 Two ways in: a zip in ImageFolder layout (`<class>/<image>`, optionally inside one wrapper folder such as
 `data/<class>/<image>`), or Teachable-Machine-style uploads (`{class name: [(file name, bytes), ...]}`). Both
 produce an `OwnDataset` whose `ValidationReport` lists every skipped file, every colour conversion and every
-blocking problem before any training starts. The page's class-by-class additions are checked here before they
-are kept, and the dataset is split class by class for training. Torch-free: numpy and PIL only.
+blocking problem before any training starts; identical images (by a hash of their decoded pixels) are reported
+too, both across classes (label conflicts) and across the training/validation split (leakage). The page's
+class-by-class editor (`ClassEditor`) keeps the classes and their files and checks every addition before it is
+kept, and the dataset is split class by class for training. Torch-free: numpy and PIL only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +37,27 @@ _JUNK_DIRS = {"__macosx", ".git", ".svn", ".ipynb_checkpoints", "$recycle.bin", 
 HIDDEN = "hidden/system file"
 EMPTY = "empty folder"
 OUTSIDE = "not in a class folder"
+LIST_HEAD = 5  # a long list of names is shown as its first LIST_HEAD items and "and N more"
+
+
+def summarise(items: Sequence[str], head: int = LIST_HEAD, quote: bool = True) -> str:
+    """A list of names for a sentence, cut short when it is long: "'a', 'b' and 'c'", or
+    "'a', 'b', 'c', 'd', 'e' and 995 more".
+
+    Args:
+        items: The names, in the order to show them.
+        head: How many to name when there are more than head + 1 (naming all but one would save nothing).
+        quote: Quote each name with repr (names from learners may contain spaces or punctuation).
+
+    Returns:
+        The phrase; "" for no items.
+    """
+    shown = [repr(str(i)) if quote else str(i) for i in items]
+    if len(shown) > head + 1:
+        shown = shown[:head] + [f"{len(items) - head} more"]
+    if len(shown) <= 1:
+        return "".join(shown)
+    return ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
 @dataclass
@@ -53,6 +77,27 @@ class Converted:
 
 
 @dataclass
+class Duplicate:
+    """One picture that occurs more than once in an upload (identical decoded pixels)."""
+
+    digest: str  # the hash of its decoded pixels
+    paths: list[str]  # every file that holds it, as in the upload, in load order
+    classes: list[str]  # the class of each of those files (same order)
+
+    @property
+    def conflict(self) -> bool:
+        """True when the copies sit in different classes: the same picture carries two labels."""
+        return len(set(self.classes)) > 1
+
+    def describe(self) -> str:
+        """One plain sentence (no Markdown): the files, and their classes when they differ."""
+        where = summarise(self.paths)
+        if self.conflict:
+            return f"{where} are the same picture, labelled {summarise(sorted(set(self.classes)))}."
+        return f"{where} are the same picture (class {self.classes[0]!r})."
+
+
+@dataclass
 class ValidationReport:
     """What was found in an upload, before any training."""
 
@@ -61,6 +106,7 @@ class ValidationReport:
     skipped: list[Skipped] = field(default_factory=list)  # files and folders left out
     converted: list[Converted] = field(default_factory=list)  # images converted to RGB
     problems: list[str] = field(default_factory=list)  # blocking: training must not start while any remain
+    duplicates: list[Duplicate] = field(default_factory=list)  # pictures found more than once (not blocking)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +118,11 @@ class ValidationReport:
         """Usable images over all classes."""
         return sum(self.counts.values())
 
+    @property
+    def conflicts(self) -> list[Duplicate]:
+        """Duplicates whose copies carry different labels."""
+        return [d for d in self.duplicates if d.conflict]
+
 
 @dataclass
 class OwnDataset:
@@ -81,11 +132,27 @@ class OwnDataset:
     images: np.ndarray  # (N, 3, S, S) float32 in [0, 1]
     labels: np.ndarray  # (N,) int64, indices into classes
     classes: tuple[str, ...]  # class names; equals report.classes
+    paths: tuple[str, ...] = ()  # (N,) each image's file, as in the upload
+    digests: tuple[str, ...] = ()  # (N,) a hash of each image's decoded pixels (identical pictures share it)
 
     @property
     def size(self) -> int:
         """The side S of the square images."""
         return int(self.images.shape[-1])
+
+    def leaks(self, train_idx: np.ndarray, val_idx: np.ndarray) -> list[Duplicate]:
+        """Pictures that sit on both sides of a split: the model is then scored on images it trained on.
+
+        Args:
+            train_idx: Indices of the training images (e.g. from stratified_split).
+            val_idx: Indices of the validation images.
+
+        Returns:
+            One Duplicate per leaked picture (all its copies, training and validation), in load order.
+        """
+        train_digests = {self.digests[i] for i in np.asarray(train_idx).tolist()}
+        leaked = {self.digests[i] for i in np.asarray(val_idx).tolist()} & train_digests
+        return [d for d in _group_duplicates(self) if d.digest in leaked]
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
@@ -129,13 +196,33 @@ def _class_problems(classes: list[str], counts: dict[str, int], hint: str) -> li
         else:
             found = "Found no class with images"
         problems.append(f"{found}; training needs at least {MIN_CLASSES}. {hint}")
-    for c in classes:
+    small = [c for c in classes if counts[c] < MIN_PER_CLASS]
+    if len(small) > LIST_HEAD:  # a zip of a thousand one-image classes gets one line, not a thousand
+        problems.append(f"{len(small)} classes have fewer than {MIN_PER_CLASS} images: {summarise(small)}. "
+                        f"Each class needs at least {MIN_PER_CLASS}; add more images to them (or remove them).")
+        return problems
+    for c in small:
         n = counts[c]
-        if n < MIN_PER_CLASS:
-            what = "image" if n == 1 else "images"
-            problems.append(f"Class {c!r} has {n} {what}; each class needs at least {MIN_PER_CLASS}. "
-                            f"Add more to {c!r}.")
+        what = "image" if n == 1 else "images"
+        problems.append(f"Class {c!r} has {n} {what}; each class needs at least {MIN_PER_CLASS}. "
+                        f"Add more to {c!r}.")
     return problems
+
+
+def _group_duplicates(ds: OwnDataset) -> list[Duplicate]:
+    """Every picture that occurs more than once in the dataset (same digest), in load order."""
+    groups: dict[str, list[int]] = {}
+    for i, digest in enumerate(ds.digests):
+        groups.setdefault(digest, []).append(i)
+    return [Duplicate(digest, [ds.paths[i] for i in idx], [ds.classes[int(ds.labels[i])] for i in idx])
+            for digest, idx in groups.items() if len(idx) > 1]
+
+
+def _digest(rgb: PILImage.Image) -> str:
+    """A hash of an image's decoded RGB pixels and size: identical pictures match, whatever their file format."""
+    h = hashlib.sha256(f"{rgb.width}x{rgb.height}".encode())
+    h.update(rgb.tobytes())
+    return h.hexdigest()
 
 
 def _build(items: Iterable[tuple[str, int, str, bytes]], n_max: int, classes: list[str], size: int,
@@ -146,6 +233,8 @@ def _build(items: Iterable[tuple[str, int, str, bytes]], n_max: int, classes: li
     labels = np.empty(n_max, dtype=np.int64)
     counts = {c: 0 for c in classes}
     converted: list[Converted] = []
+    paths: list[str] = []
+    digests: list[str] = []
     n = 0
     for path, label, cls, data in items:
         try:
@@ -157,13 +246,18 @@ def _build(items: Iterable[tuple[str, int, str, bytes]], n_max: int, classes: li
             converted.append(Converted(path, mode))
         images[n] = _to_array(rgb, size)
         labels[n] = label
+        paths.append(path)
+        digests.append(_digest(rgb))
         counts[cls] += 1
         n += 1
     report = ValidationReport(classes=list(classes), counts=counts, skipped=skipped, converted=converted,
                               problems=_class_problems(classes, counts, problems_hint))
     if n < n_max:  # some files were skipped
         images, labels = images[:n].copy(), labels[:n].copy()
-    return OwnDataset(report=report, images=images, labels=labels, classes=tuple(classes))
+    ds = OwnDataset(report=report, images=images, labels=labels, classes=tuple(classes), paths=tuple(paths),
+                    digests=tuple(digests))
+    report.duplicates = _group_duplicates(ds)
+    return ds
 
 
 # ---- zip of class folders --------------------------------------------------------------------------------
@@ -449,6 +543,129 @@ def check_additions(current: list[Files], new: Files, limits: Limits = Limits())
                           "too large")
 
 
+@dataclass
+class OwnClass:
+    """One class of the class-by-class editor."""
+
+    id: int  # stable for the class's life (names can change), unique within its editor
+    name: str  # checked by check_class_name
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # [(file name, file bytes), ...], unique names
+
+
+@dataclass
+class ClassEditor:
+    """The classes a learner builds one by one (upload or camera snapshot), every change checked before it is kept.
+
+    Each method either applies its whole change or raises (ValueError, or UnsafeInput for a limit) and changes
+    nothing, so a refused addition never loses what was there. `version` grows with every change: the page keys
+    its decoded dataset and its fresh upload widgets on it. `uploads()` is what `load_class_uploads` takes.
+    """
+
+    classes: list[OwnClass] = field(default_factory=list)  # in the order they were added (= label order)
+    next_id: int = 0  # the id the next class gets
+    version: int = 0  # bumped by every change
+    limits: Limits = field(default_factory=Limits)  # caps on files and bytes, all classes together
+
+    @property
+    def names(self) -> list[str]:
+        """The class names, in label order."""
+        return [c.name for c in self.classes]
+
+    @property
+    def n_files(self) -> int:
+        """Files over all classes."""
+        return sum(len(c.files) for c in self.classes)
+
+    def get(self, cid: int) -> OwnClass:
+        """The class with this id.
+
+        Raises:
+            ValueError: If there is none (it was removed).
+        """
+        for c in self.classes:
+            if c.id == cid:
+                return c
+        raise ValueError(f"There is no class with id {cid!r} (it may have been removed); pick another class.")
+
+    def add_class(self, name: str) -> OwnClass:
+        """Add an empty class.
+
+        Raises:
+            ValueError: As check_class_name (empty, too long, slashes, a name in use, too many classes).
+        """
+        new = OwnClass(self.next_id, check_class_name(name, self.names))
+        self.classes.append(new)
+        self.next_id += 1
+        self.version += 1
+        return new
+
+    def rename(self, cid: int, name: str) -> OwnClass:
+        """Give a class a new name (its files stay).
+
+        Raises:
+            ValueError: If there is no such class, or as check_class_name against the other classes' names.
+        """
+        target = self.get(cid)
+        target.name = check_class_name(name, [c.name for c in self.classes if c.id != cid])
+        self.version += 1
+        return target
+
+    def remove(self, cid: int) -> None:
+        """Remove a class and its files.
+
+        Raises:
+            ValueError: If there is no such class.
+        """
+        self.get(cid)
+        self.classes = [c for c in self.classes if c.id != cid]
+        self.version += 1
+
+    def clear(self, cid: int) -> None:
+        """Remove a class's files, keeping the class.
+
+        Raises:
+            ValueError: If there is no such class.
+        """
+        self.get(cid).files = []
+        self.version += 1
+
+    def add_files(self, cid: int, files: Files) -> list[str]:
+        """Add a batch of files to one class, all or nothing. A name already in the class gets a number in front
+        ("2-photo.jpg"), so two camera shots or the same file added twice are both kept.
+
+        Args:
+            cid: The class's id.
+            files: [(file name, file bytes), ...]; an empty batch changes nothing.
+
+        Returns:
+            The names the files were kept under, in order.
+
+        Raises:
+            ValueError: If there is no such class.
+            UnsafeInput: If the batch would break a limit (see check_additions); nothing is added then.
+        """
+        target = self.get(cid)
+        if not files:
+            return []
+        check_additions([c.files for c in self.classes], files, self.limits)
+        taken = {f for f, _ in target.files}
+        kept: list[str] = []
+        for fname, data in files:
+            base, n, name = fname, 1, fname
+            while name in taken:
+                n += 1
+                name = f"{n}-{base}"
+            taken.add(name)
+            kept.append(name)
+        target.files.extend(zip(kept, (data for _, data in files)))
+        self.version += 1
+        return kept
+
+    def uploads(self) -> dict[str, list[tuple[str, bytes]]]:
+        """{class name: [(file name, bytes), ...]} in label order, for load_class_uploads (copies of the lists)."""
+        return {c.name: list(c.files) for c in self.classes}
+
+
 def previews(ds: OwnDataset, per_class: int = 6, side: int = 64) -> dict[str, list[np.ndarray]]:
     """A few decoded images of every class, as the model will get them, sized for display.
 
@@ -479,6 +696,15 @@ def split_sizes(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[int
     """(training images, validation images) the stratified split will produce."""
     tr, va = stratified_split(labels, val_fraction, seed)
     return len(tr), len(va)
+
+
+def split_leaks(ds: OwnDataset, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> list[Duplicate]:
+    """Pictures that the training split (split_tensors with the same arguments) puts on both sides.
+
+    Returns:
+        One Duplicate per leaked picture; empty when training and validation share no picture.
+    """
+    return ds.leaks(*stratified_split(ds.labels, val_fraction, seed))
 
 
 def split_tensors(ds: OwnDataset, val_fraction: float = DEFAULT_VAL_FRACTION,
