@@ -6,24 +6,25 @@ Widget keys are "train.<plan field>" (see tl_core.training.planform), "train.mul
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
 
-
-from tl_core.training import planform
-
 from tl_core.data import shapes
-from tl_core.models.registry import ARCHS, get_spec
-from tl_core.training.codegen import plan_to_code
-from tl_core.training.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
-from tl_core.jobs.work import TrainJob, TrainOutcome, weights_bytes
-from tl_core.training.history import history_csv, steps_csv
-from ui.charts.training import drift_chart
 from tl_core.data.datasets import DataSpec, make_data
+from tl_core.jobs.work import TrainJob, TrainOutcome, weights_bytes
+from tl_core.models.registry import ARCHS, get_spec
+from tl_core.training import planform
+from tl_core.training.codegen import plan_to_code
+from tl_core.training.estimate import Estimate, estimate_run
+from tl_core.training.history import history_csv, steps_csv
+from tl_core.training.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
 from ui import live, results
-from ui.render import show_chart, show_plan
+from ui.charts.decisions import plan_groups_chart
+from ui.charts.training import drift_chart
+from ui.render import show_chart
 from ui.state import PERSIST, current_plan, init_state, set_data, set_plan
 
 SLOT = "train"
@@ -101,7 +102,7 @@ def _start() -> None:
     try:
         plan = _form_plan()
     except ValueError as e:
-        st.session_state[P + "error"] = str(e)
+        st.session_state[f"{SLOT}.error"] = str(e)  # shown under Start; the next run that starts clears it
         return
     n, sim, seed = _data()
     spec = DataSpec(n_per_class=n, similarity=sim, seed=seed)
@@ -118,9 +119,9 @@ def _show_results(outcome: TrainOutcome) -> None:
     res = outcome.result
     plan = Plan.from_dict(res.plan)
     st.header(":material/bar_chart: Results")
-    summary = (f"{plan.describe()} · {res.wall_s:.1f} s · {res.trainable_params:,} of {res.total_params:,} "
-               f"parameters trained")
-    n_classes = len(res.evaluation.classes) if res.evaluation else None
+    summary = (f"{plan.describe()} · on {_describe_data(outcome.data)} · {res.wall_s:.1f} s · "
+               f"{res.trainable_params:,} of {res.total_params:,} parameters trained")
+    n_classes = len(outcome.data.world.classes)
     results.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
     show_chart(drift_chart(res), key="train.drift")
     with st.expander(":material/code: Show the code: this plan as a standalone PyTorch script"):
@@ -136,10 +137,53 @@ def _show_results(outcome: TrainOutcome) -> None:
                             mime="text/csv", key="train.download_steps", on_click="ignore")
 
 
+def _running_job() -> TrainJob | None:
+    """The job this session's run is doing, while it is queued or running."""
+    job = live.current_job(SLOT)
+    return job.fn if job is not None and job.active and isinstance(job.fn, TrainJob) else None
+
+
+def _restore(job: TrainJob) -> None:
+    """After a reload picked a run up again (?run=), put its plan and data back into the form, so the page shows what
+    the visible run depends on. (The seed lives in the sidebar, drawn before this page: the header names the run's.)"""
+    set_plan(job.plan)
+    set_data(job.data.n_per_class, job.data.similarity)
+
+
+def _describe_data(spec: DataSpec) -> str:
+    return f"shapes world, {spec.n_per_class} target images per class at similarity {spec.similarity:g} (seed {spec.seed})"
+
+
+@st.cache_data(max_entries=256, show_spinner="Measuring how long this plan takes here…")
+def _estimate(plan_json: str, n_per_class: int, similarity: float) -> Estimate | str:
+    """The measured time of a plan on this machine (a few probe steps, shared by every session with the same plan)."""
+    plan = Plan.from_dict(json.loads(plan_json))
+    n_train, n_classes = planform.data_shape(n_per_class, similarity)
+    try:
+        return estimate_run(plan, n_train, DataSpec().n_val_per_class * n_classes, n_classes, shapes.IMAGE_SIZE)
+    except (ValueError, RuntimeError) as e:  # e.g. the pretrained weights are missing: say so, do not fail the page
+        return f"The expected time could not be measured: {e}"
+
+
+def _expected_time(plan: Plan) -> None:
+    """The time this plan should take here, measured for the plan actually configured."""
+    n, sim, _ = _data()
+    est = _estimate(json.dumps(plan.to_dict(), sort_keys=True), n, sim)
+    if isinstance(est, str):
+        st.caption(est)
+        return
+    st.caption(f"Press **Start** to train this plan. Expected time: **about {est.seconds:.0f} s** on this machine "
+               f"({est.note})" + (" A long run can be stopped at any time; its finished epochs are kept."
+                                  if est.slow else ""))
+
+
 # ---- the page ---------------------------------------------------------------------------------------------------
 init_state("train")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
-live.setup(SLOT)
 ss = st.session_state
+had_job = ss.get(f"{SLOT}.job")
+live.setup(SLOT)
+if had_job is None and (adopted := _running_job()) is not None:  # a reload picked the run up from the URL
+    _restore(adopted)
 if ss["plan"] != ss.get(P + "synced") or any(P + f not in ss for f in planform.FORM_FIELDS if f != "cut_after"):
     _load_form(current_plan())
 if ss.get(P + "synced_data") != _data()[:2] or P + "n_per_class" not in ss:
@@ -147,9 +191,14 @@ if ss.get(P + "synced_data") != _data()[:2] or P + "n_per_class" not in ss:
     ss[P + "synced_data"] = _data()[:2]
 
 st.title(":material/fitness_center: Train live")
-st.markdown(f"**Plan:** {current_plan().describe()}")
+running = _running_job()
 n, sim, seed = _data()
-st.markdown(f"**Data:** shapes world, {n} target images per class at similarity {sim:g} (seed {seed}).")
+if running is not None:  # the run on screen, with its own plan and data, frozen while it trains
+    st.info(f"**Running now:** {running.plan.describe()}  \n**On:** {_describe_data(running.data)}  \n"
+            f"Edits below apply to your next run.", icon=":material/fitness_center:")
+else:
+    st.markdown(f"**Plan:** {current_plan().describe()}")
+    st.markdown(f"**Data:** {_describe_data(DataSpec(n_per_class=n, similarity=sim, seed=seed))}.")
 
 st.header("1 · The data")
 left, right = st.columns([3, 2], gap="large")
@@ -163,7 +212,9 @@ with left:
                 "**orientation of a grating** (0°, 45°, 90°, 135°), a low-level cue the source task never needed.",
                 icon=":material/alt_route:")
 with right:
-    st.image(_preview(sim, seed), caption="Example target images, one row per class", width="stretch")
+    rows = ", ".join(shapes.target_spec(sim).classes)
+    st.image(_preview(sim, seed), caption=f"Example target images, one row per class, top to bottom: {rows}",
+             width="stretch")
 
 st.header("2 · The plan")
 values = _values()
@@ -223,7 +274,7 @@ except ValueError as e:
 if error:
     st.error(f"**This plan cannot run yet.** {error}", icon=":material/block:")
 else:
-    show_plan(plan, key="train.plan_chart")
+    show_chart(plan_groups_chart(plan), key="train.plan_chart")  # its per-group rates are the expander above
 weights_missing = None
 if plan is not None and plan.pretrained and ARCHS[plan.arch].torchvision:
     from tl_core.models.weights import weights_status
@@ -232,22 +283,20 @@ if plan is not None and plan.pretrained and ARCHS[plan.arch].torchvision:
     if not status.available:
         weights_missing = status.how_to_get()
         st.warning(weights_missing, icon=":material/inventory_2:")
-    else:
-        st.info(f"{plan.arch} trains at {ARCHS[plan.arch].input_size} px: on a CPU expect minutes, not seconds.",
-                icon=":material/hourglass_top:")
 
 st.header("3 · Train")
 b1, b2, _ = st.columns([2, 1, 3])
+why_not = ("A run is going: Start comes back when it ends, or after Stop. Your edits apply to the next run."
+           if live.is_active(SLOT) else "Fix the plan above first." if plan is None
+           else "The pretrained weights are missing (see above)." if weights_missing is not None else None)
 b1.button(":material/play_arrow: Start", key=P + "start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
-          disabled=plan is None or weights_missing is not None, help="Train this plan in the background (Ctrl+Enter).")
+          disabled=why_not is not None, help=why_not or "Train this plan in the background (Ctrl+Enter).")
 b2.button(":material/stop_circle: Stop", key=P + "stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
           help="Stop after the current step; finished epochs are kept (Alt+X).")
-if ss.get(P + "error"):
-    st.error(ss.pop(P + "error"), icon=":material/block:")
 if ss[f"{SLOT}.error"]:
     st.error(ss[f"{SLOT}.error"], icon=":material/warning:")
+if why_not is None:
+    _expected_time(plan)
 live.live_fragment(SLOT, lambda job, records: results.draw_run(job, records, "train.live."))
 if ss[f"{SLOT}.result"] is not None and not live.is_active(SLOT):
     _show_results(ss[f"{SLOT}.result"])
-elif ss[f"{SLOT}.result"] is None and not live.is_active(SLOT):
-    st.caption("Press **Start** to train this plan. The default run takes a few seconds.")

@@ -150,8 +150,8 @@ def test_start_twice_and_stop_twice_do_not_raise(app: AppTest, go: Callable, fin
     app.number_input(key="train.epochs").set_value(300).run()  # long enough to be stopped
     app.button(key="train.start").click().run()
     first = app.session_state["train.job"]
-    app.button(key="train.start").click().run()
-    assert app.session_state["train.job"] == first  # Start twice: the same job
+    assert app.button(key="train.start").disabled is True  # a second Start cannot be pressed while it runs
+    assert app.session_state["train.job"] == first
     app.button(key="train.stop").click().run()
     app.button(key="train.stop").click().run()
     assert not app.exception
@@ -171,6 +171,9 @@ def test_diverging_run_says_why(app: AppTest, go: Callable, finish_job: Callable
     result = app.session_state["train.result"].result
     assert result.status == "diverged" and result.evaluation is None
     assert any(result.reason in e.value for e in app.error)
+    captions = [c.value for c in app.caption]
+    assert not any("Waiting for the first epoch" in c for c in captions)  # the run is over: no chart waits for it
+    assert any("diverged" in c.lower() for c in captions if c.startswith("**Takeaway:**"))
 
 
 def test_reload_picks_the_finished_run_up_again(app: AppTest, go: Callable, finish_job: Callable):
@@ -189,6 +192,58 @@ def test_reload_picks_the_finished_run_up_again(app: AppTest, go: Callable, fini
     forged.run()
     go(forged, TRAIN)
     assert forged.session_state["train.job"] is None
+
+
+def _long_run(app: AppTest, go: Callable, strategy: str = "finetune_all") -> None:
+    """Start a run long enough to be seen while it trains: 5 per class, all layers, 300 epochs."""
+    go(app, TRAIN)
+    _tiny_form(app)
+    app.selectbox(key="train.strategy").set_value(strategy).run()
+    app.number_input(key="train.epochs").set_value(300).run()
+    app.button(key="train.start").click().run()
+    assert not app.exception and app.session_state["train.job"] is not None
+
+
+def test_a_running_plan_is_shown_frozen_and_start_says_why_it_is_off(app: AppTest, go: Callable,
+                                                                     finish_job: Callable):
+    _long_run(app, go)
+    app.number_input(key="train.epochs").set_value(3).run()  # an edit while the run trains
+    running = next(i.value for i in app.info if i.value.startswith("**Running now:**"))
+    assert "Fine-tune all layers" in running and "300 epochs" in running and "3 epochs" not in running
+    assert "5 target images per class" in running and "Edits below apply to your next run" in running
+    start = app.button(key="train.start")
+    assert start.disabled is True and "A run is going" in start.help
+    app.button(key="train.stop").click().run()
+    finish_job(app, "train")
+    assert app.button(key="train.start").disabled is False  # the edit now applies to the next run
+    assert any(m.value.startswith("**Plan:**") and "3 epochs" in m.value for m in app.markdown)
+
+
+def test_a_reload_mid_run_restores_the_runs_plan_and_data(app: AppTest, go: Callable, finish_job: Callable):
+    _long_run(app, go)
+    fresh = AppTest.from_file(app._script_path, default_timeout=60)  # the student reloads the tab
+    fresh.query_params["run"] = app.query_params["run"]
+    fresh.run()
+    go(fresh, TRAIN)
+    assert not fresh.exception
+    assert fresh.session_state["train.job"] == app.session_state["train.job"]
+    assert fresh.session_state["train.strategy"] == "finetune_all"  # the form shows the run's plan ...
+    assert fresh.session_state["data.n_per_class"] == 5 and fresh.session_state["train.n_per_class"] == 5  # ... data
+    assert any(i.value.startswith("**Running now:**") and "Fine-tune all layers" in i.value for i in fresh.info)
+    app.button(key="train.stop").click().run()
+    assert finish_job(app, "train").state in ("cancelled", "done")
+
+
+def test_the_expected_time_is_measured_for_the_plan_on_screen(app: AppTest, go: Callable):
+    go(app, TRAIN)
+    _tiny_form(app)
+    small = next(c.value for c in app.caption if "Expected time" in c.value)
+    app.selectbox(key="train.arch").set_value("resnet18")
+    app.selectbox(key="train.strategy").set_value("scratch").run()
+    big = next(c.value for c in app.caption if "Expected time" in c.value)
+    seconds = [float(c.split("about ")[1].split(" s")[0]) for c in (small, big)]
+    assert seconds[1] > seconds[0]  # resnet18 from scratch takes longer than the small default
+    assert "a few seconds" not in " ".join(c.value for c in app.caption)
 
 
 # ---- from the quadrant ------------------------------------------------------------------------------------------

@@ -192,13 +192,51 @@ def test_misclassified_gallery_and_csv_downloads(run, data):
     assert float(steps[0]["grad_norm_head"]) == pytest.approx(result.steps[0].grad_norm["head"])
 
 
-def test_curves_takeaway_spots_overfitting_and_chance():
-    def h(train_acc, val_acc):
-        return history.History(epochs=[EpochRecord(0, 0.1, train_acc, 1.0, val_acc, 1.0)])
+def _epochs(*accs: tuple[float, float], losses: tuple[float, ...] | None = None) -> list[EpochRecord]:
+    """Epoch records with (train accuracy, validation accuracy) pairs; validation losses optional."""
+    return [EpochRecord(i, 0.5, tr, (losses[i] if losses else 1.0), va, float(i)) for i, (tr, va) in enumerate(accs)]
 
-    assert "overfitting" in training.curves_chart(h(1.0, 0.6), 4).takeaway
-    assert "close to chance (25%)" in training.curves_chart(h(0.3, 0.26), 4).takeaway
-    assert "no strong overfitting" in training.curves_chart(h(0.95, 0.9), 4).takeaway
+
+def test_curves_takeaway_diagnoses_every_situation_it_can_meet():
+    def take(accs, *, status="finished", total=None, n_classes=4):
+        h = history.History(epochs=_epochs(*accs), total_epochs=total or len(accs), total_steps=10)
+        return training.curves_chart(h, n_classes, status=status).takeaway
+
+    # resnet18 from scratch: 97% train, 28% validation is overfitting, not "not learned yet"
+    over = take([(0.6, 0.3), (0.97, 0.28)])
+    assert "overfitting" in over and "97%" in over and "28%" in over and "close to chance (chance: 25%)" in over
+    assert "not learned" not in over and "underfitting" not in over
+    under = take([(0.3, 0.26)])
+    assert "underfitting" in under and "not fitted even its training images" in under and "yet" not in under
+    good = take([(0.95, 0.9)])
+    assert "without strong overfitting" in good and good.startswith("Validation accuracy 90%")
+    live = take([(0.3, 0.27)], status=None, total=10)
+    assert live.startswith("So far (epoch 1 of 10)") and "training images yet" in live
+    stopped = take([(0.9, 0.88), (0.95, 0.9)], status="cancelled", total=10)
+    assert stopped.startswith("Stopped after 2 of 10 epochs")
+    diverged = take([(0.5, 0.4)], status="diverged", total=10)
+    assert diverged.startswith("Diverged after 1 of 10 epochs")
+
+
+def test_a_loss_spike_switches_the_loss_axis_to_log_and_keeps_the_other_curves_visible():
+    accs = [(0.5, 0.5)] * 4
+    flat = training.curves_chart(history.History(epochs=_epochs(*accs, losses=(1.2, 0.9, 0.8, 0.7))), 4)
+    assert flat.fig.layout.yaxis.type in (None, "linear") and flat.fig.layout.yaxis.title.text == "loss"
+    spike = training.curves_chart(history.History(epochs=_epochs(*accs, losses=(1.2, 360.0, 0.8, 0.7))), 4)
+    assert spike.fig.layout.yaxis.type == "log" and "log scale" in spike.fig.layout.yaxis.title.text
+    assert spike.fig.layout.yaxis2.range == (0, 1.02)  # accuracy stays linear
+
+
+def test_a_run_that_ended_before_its_first_epoch_shows_its_loss_per_step_not_waiting():
+    h = history.History.from_records([StartRecord(total_steps=10, epochs=2, groups=("head",), frozen=(), cached=()),
+                                      *(StepRecord(s, 0, 2.0 * 10 ** s, {"head": 0.1}, {"head": 1.0}, None)
+                                        for s in range(3))])
+    live = training.curves_chart(h, 4)
+    assert "No epoch has finished yet" in live.takeaway
+    ended = training.curves_chart(h, 4, status="diverged")
+    assert "Waiting" not in ended.takeaway and "diverged before its first epoch ended" in ended.takeaway
+    assert list(ended.fig.data[0].y) == [2.0, 20.0, 200.0] and ended.fig.layout.yaxis.type == "log"
+    assert "before its first training step" in training.curves_chart(history.History(), 4, status="cancelled").takeaway
 
 
 # ---- the race ------------------------------------------------------------------------------------------------

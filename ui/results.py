@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from tl_core.jobs.manager import Job
+from tl_core.fmt import pct
 from tl_core.jobs.progress import run_progress
 from tl_core.training.history import History
 from tl_core.training.records import RunResult
@@ -67,15 +68,16 @@ def show_result(res: RunResult, key_prefix: str, summary: str, n_classes: int | 
     accuracy and misclassified validation images (from val_images, upscaled by scale). Chart keys start with
     key_prefix."""
     if res.status == "finished":
-        chance = f" (chance: {100 / n_classes:.0f}%)" if n_classes else ""
-        st.success(f":material/check_circle: {res.reason} Validation accuracy **{100 * res.final_val_acc:.0f}%**{chance}. {summary}.")
+        chance = f" (chance: {pct(1 / n_classes)})" if n_classes else ""
+        st.success(f"{res.reason} Validation accuracy **{pct(res.final_val_acc)}**{chance}. {summary}.",
+                   icon=":material/check_circle:")
     elif res.status == "cancelled":
-        st.warning(f":material/stop_circle: {res.reason} {summary}.")
+        st.warning(f"{res.reason} {summary}.", icon=":material/stop_circle:")
     else:
-        st.error(f":material/error: {res.reason}")
+        st.error(res.reason, icon=":material/error:")
     h = History.from_result(res)
     show_notices(h.events)
-    for name, c in charts.live_charts(h, n_classes).items():
+    for name, c in charts.live_charts(h, n_classes, status=res.status).items():
         show_chart(c, key=f"{key_prefix}{name}")
     if res.evaluation is not None:
         left, right = st.columns(2, gap="large")

@@ -59,19 +59,42 @@ def _group_label(g: str, frozen: Sequence[str], thawed: dict[str, int]) -> str:
     return g
 
 
-def curves_chart(h: History, n_classes: int | None = None, *, title: str = "Loss and accuracy per epoch") -> Chart:
+LOG_LOSS_RATIO = 30.0  # a loss panel whose largest value is this many times its smallest switches to a log axis
+FIT_GAP = 0.15  # a train-validation accuracy gap above this is called overfitting
+UNDERFIT_MARGIN = 0.2  # training accuracy within this of chance (or below 50%) is called underfitting
+
+
+def _loss_axis(values: list[float], **kw: Any) -> dict:
+    """A loss axis: linear, or logarithmic when one value (a spike) would flatten all the others."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > LOG_LOSS_RATIO:
+        return theme.axis("loss (log scale)", type="log", exponentformat="power", **kw)
+    return theme.axis("loss", rangemode="tozero", **kw)
+
+
+def curves_chart(h: History, n_classes: int | None = None, *, status: str | None = None,
+                 title: str = "Loss and accuracy per epoch") -> Chart:
     """Train and validation loss (left) and accuracy (right) per epoch; gradual-unfreezing thaws are marked.
+
+    The loss axis turns logarithmic when one value dwarfs the rest (a validation spike would otherwise flatten every
+    other curve). A run that ended before its first epoch shows its loss per step instead.
 
     Args:
         h: The run's history.
         n_classes: Number of classes, to compare accuracy with chance; optional.
+        status: How the run ended ("finished", "cancelled", "diverged"), or None while it runs.
         title: The figure title.
 
     Returns:
-        A Chart whose takeaway reports the validation accuracy, the train–validation gap and chance level.
+        A Chart whose takeaway diagnoses the run: still going, stopped, diverged; underfitting, overfitting or a good
+        fit, against chance level.
     """
     if not h.epochs:
-        return theme.waiting(title, "Waiting for the first epoch to finish…")
+        if h.steps:
+            return _step_loss_chart(h, status, title)
+        if status is None:
+            return theme.waiting(title, "Waiting for the first epoch to finish…")
+        return theme.waiting(title, f"The run {_ENDED[status]} before its first training step.")
     x = [e.epoch + 1 for e in h.epochs]
     domains = theme.panels(2, 0.08)
     series = (("train", theme.BLUE, "solid", "circle"), ("validation", theme.ORANGE, "dash", "diamond"))
@@ -90,34 +113,76 @@ def curves_chart(h: History, n_classes: int | None = None, *, title: str = "Loss
             for axis in ("", "2"):
                 shapes.append(dict(type="line", xref=f"x{axis}", yref="paper", x0=e.epoch + 1, x1=e.epoch + 1,
                                    y0=0, y1=1, line=dict(color=theme.GREY, dash="dot")))
-            notes.append(theme.note(f"thawed {', '.join(e.thawed)}", e.epoch + 1, 0.98, "x", "paper", size=13,
-                               xanchor="left", yanchor="top"))
+            notes.append(theme.note(f"thawed {', '.join(e.thawed)}", e.epoch + 1, 0.98, "x", "paper",
+                                    size=theme.BASE_SIZE - 3, xanchor="left", yanchor="top"))
+    losses = [e.train_loss for e in h.epochs] + [e.val_loss for e in h.epochs if e.val_loss is not None]
     ticks = dict(tick0=1, dtick=theme.epoch_dtick(x[-1]))
     fig = theme.figure(data, title, 420, margin=dict(l=10, r=10, t=80, b=10), shapes=shapes, annotations=notes,
-                  legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.5, xanchor="center"),
-                  xaxis=theme.axis("epoch", domain=domains[0], anchor="y", **ticks),
-                  xaxis2=theme.axis("epoch", domain=domains[1], anchor="y2", **ticks),
-                  yaxis=theme.axis(anchor="x"), yaxis2=theme.axis(anchor="x2", range=[0, 1.02], tickformat=".0%"))
-    return Chart(fig, _curves_takeaway(h, n_classes))
+                       legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.5, xanchor="center"),
+                       xaxis=theme.axis("epoch", domain=domains[0], anchor="y", **ticks),
+                       xaxis2=theme.axis("epoch", domain=domains[1], anchor="y2", **ticks),
+                       yaxis=_loss_axis(losses, anchor="x"),
+                       yaxis2=theme.axis("accuracy", anchor="x2", range=[0, 1.02], tickformat=".0%"))
+    return Chart(fig, _curves_takeaway(h, n_classes, status))
 
 
-def _curves_takeaway(h: History, n_classes: int | None) -> str:
+_ENDED = {"finished": "finished", "cancelled": "was stopped", "diverged": "diverged"}
+
+
+def _step_loss_chart(h: History, status: str | None, title: str) -> Chart:
+    """The training loss per step, for a run with steps but no finished epoch (live, stopped or diverged)."""
+    x = [s + 1 for s in h.steps]
+    line = dict(type="scatter", x=x, y=h.loss, name="training loss per step", mode="lines+markers",
+                line=dict(color=theme.BLUE, width=2), marker=dict(size=5))
+    fig = theme.figure([line], title, 360, xaxis=theme.axis("training step"), yaxis=_loss_axis(list(h.loss)))
+    last = f"{h.loss[-1]:.3g} at step {x[-1]}"
+    if status is None:
+        return Chart(fig, f"No epoch has finished yet: the training loss per step, latest {last}.")
+    return Chart(fig, f"The run {_ENDED[status]} before its first epoch ended, so there is no per-epoch curve: "
+                      f"the training loss per step went from {h.loss[0]:.3g} to {last}.")
+
+
+def _progress_prefix(h: History, status: str | None) -> str:
+    """How far the run got, when it did not simply finish: "So far (epoch 2 of 10): " and the like."""
+    done, planned = len(h.epochs), h.total_epochs
+    of = f" of {planned}" if planned else ""
+    if status is None and (planned is None or done < planned):
+        return f"So far (epoch {done}{of}): "
+    if status == "cancelled":
+        return f"Stopped after {done}{of} epochs: "
+    if status == "diverged":
+        return f"Diverged after {done}{of} epochs (see why above); up to then: "
+    return ""
+
+
+def _curves_takeaway(h: History, n_classes: int | None, status: str | None = None) -> str:
+    """Underfitting, overfitting or a good fit, from the last epoch's accuracies against chance; said for what the
+    run is (still going, stopped, diverged)."""
+    prefix = _progress_prefix(h, status)
     last = h.epochs[-1]
     vals = h.val_points()
     if not vals:
-        return f"After epoch {last.epoch + 1}: training accuracy {pct(last.train_acc)}; no validation pass yet."
+        return f"{prefix}training accuracy {pct(last.train_acc)} after epoch {last.epoch + 1}; no validation pass yet."
     best_ep, best = max(vals, key=lambda p: p[1])
-    final = vals[-1][1]
-    chance = 1 / n_classes if n_classes else None
-    if chance is not None and final < chance + 0.1:
-        return (f"Validation accuracy {pct(final)} is close to chance ({pct(chance)}): the model has not learned "
-                f"the task (yet).")
-    gap = last.train_acc - final
-    if gap > 0.15:
-        return (f"Training accuracy {pct(last.train_acc)} but validation {pct(final)}: a {100 * gap:.0f}-point "
-                f"gap, so the model memorises its training images (overfitting).")
-    return (f"Validation accuracy {pct(final)} (best {pct(best)} at epoch {best_ep}), within "
-            f"{max(100 * gap, 0):.0f} points of training accuracy: no strong overfitting.")
+    final, train_acc = vals[-1][1], last.train_acc
+    chance = 1 / n_classes if n_classes else 0.0
+    chance_text = f" (chance: {pct(chance)})" if n_classes else ""
+    yet = " yet" if status is None else ""
+    gap = train_acc - final
+    if train_acc < max(chance + UNDERFIT_MARGIN, 0.5):
+        text = (f"training accuracy is only {pct(train_acc)}{chance_text} and validation {pct(final)}: the model has "
+                f"not fitted even its training images{yet} (underfitting). More epochs, a higher learning rate or "
+                f"more trainable layers would help.")
+    elif gap > FIT_GAP:
+        near = f", close to chance{chance_text}" if n_classes and final < chance + 0.1 else ""
+        text = (f"training accuracy {pct(train_acc)} but validation {pct(final)}{near}: a {100 * gap:.0f}-point gap, "
+                f"so the model memorises its training images instead of learning the task (overfitting).")
+    else:
+        text = (f"validation accuracy {pct(final)} (best {pct(best)} at epoch {best_ep}){chance_text}, within "
+                f"{max(100 * gap, 0):.0f} points of training accuracy: it learned the task without strong "
+                f"overfitting.")
+    out = prefix + text
+    return out[:1].upper() + out[1:]
 
 
 def grad_heatmap_chart(h: History, *, title: str = "Gradient norm per layer group and step") -> Chart:
@@ -217,9 +282,10 @@ def _ratio_takeaway(h: History, med: dict[str, float]) -> str:
     return f"{text} ({verdict})."
 
 
-def live_charts(h: History, n_classes: int | None = None) -> dict[str, Chart]:
-    """The charts the Train page redraws while a run is live: curves, gradient heatmap, update ratio."""
-    return {"curves": curves_chart(h, n_classes), "grads": grad_heatmap_chart(h), "ratio": update_ratio_chart(h)}
+def live_charts(h: History, n_classes: int | None = None, status: str | None = None) -> dict[str, Chart]:
+    """A run's three charts (curves, gradient heatmap, update ratio), live (status None) or finished."""
+    return {"curves": curves_chart(h, n_classes, status=status), "grads": grad_heatmap_chart(h),
+            "ratio": update_ratio_chart(h)}
 
 
 def confusion_chart(ev: Evaluation, *, title: str = "Confusion matrix (validation images)") -> Chart:
