@@ -71,7 +71,7 @@ def _show(setting: str, res: Any) -> None:
         "self_taught": (charts.self_taught_chart, charts.pretext_curve_chart),
         "domain_adaptation": (charts.adaptation_chart, charts.feature_gap_chart, charts.dann_curve_chart),
         "sample_selection_bias": (charts.covariate_chart, charts.covariate_sizes_chart, charts.weights_chart),
-        "unsupervised": (charts.purity_chart, lambda r: charts.pca_chart(r, "source model features"),
+        "unsupervised": (charts.purity_chart, lambda r: charts.pca_chart(r, r.unsupervised[0]),
                          lambda r: charts.pca_chart(r, "raw pixels")),
     }[setting]
     for i, make in enumerate(draw):

@@ -13,6 +13,7 @@ import torch
 from tl_core.data import shapes
 from tl_core.experiments import DEMOS, Point, Reporter, demo_for, run_demo
 from tl_core.jobs.progress import Cancelled, Progress, experiment_progress
+from tl_core.fmt import pct
 from ui.charts import labs as charts
 from tl_core.experiments.adaptation import run_adaptation
 from tl_core.experiments.clustering import kmeans, pca_2d, purity, run_clustering
@@ -70,6 +71,8 @@ def test_adabn_improves_accuracy_on_the_shifted_target_and_dann_gives_finite_num
     assert res.source_accuracy["source only"] >= 0.95  # the source model knows its own domain
     assert _finite([*acc.values(), *res.source_accuracy.values(), *res.feature_gap.values()])
     assert res.dann_curve and all(_finite(row) for row in res.dann_curve)
+    loss_axis = charts.dann_curve_chart(res).fig.layout.yaxis2  # a loss axis never shows a tick below 0
+    assert loss_axis.range[0] == 0 and loss_axis.range[1] >= max(row[1] for row in res.dann_curve)
     assert res.n_target == res.n_test == 120 and res.steps == 20
     fractions = [r.fraction for r in seen if isinstance(r, Progress)]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -109,11 +112,42 @@ def test_multi_task_training_runs_and_both_heads_learn_above_chance():
     assert all(-1.0 <= c <= 1.0 for c in res.grad_cosine)
 
 
-def test_clustering_with_pretrained_features_is_purer_than_raw_pixels():
-    res = run_clustering(n_per_class=30, similarity=0.8, seed=0)
-    assert res.purity["source model features"] >= res.purity["raw pixels"] + 0.1, res.purity
+def test_clustering_with_features_learnt_without_labels_is_purer_than_raw_pixels(monkeypatch):
+    import tl_core.experiments.clustering as clustering
+
+    def no_labels_allowed():  # the supervised source model learnt with the source labels
+        raise AssertionError("the unsupervised demo used the supervised source model")
+
+    monkeypatch.setattr(clustering, "source_net", no_labels_allowed)
+    res = run_clustering(n_per_class=30, similarity=0.8, seed=0, compare_supervised=False)
+    assert res.unsupervised == clustering.REPRESENTATIONS and res.comparison is None
+    assert set(res.purity) == set(clustering.REPRESENTATIONS)
+    mine = res.purity[clustering.SELF_TAUGHT]
+    assert mine >= res.purity["raw pixels"] + 0.08 and mine >= res.purity["random network features"] + 0.08, \
+        res.purity
+    assert res.n_unlabelled_source == 300 and res.pretext_curve[-1][1] < res.pretext_curve[0][1]
     assert len(res.true_labels) == len(res.clusters["raw pixels"]) == len(res.pca["raw pixels"]) == 120
-    assert res.dims == {"source model features": 128, "random network features": 128, "raw pixels": 3072}
+    assert res.dims == {clustering.SELF_TAUGHT: 128, "random network features": 128, "raw pixels": 3072}
+    chart = charts.purity_chart(res)
+    assert [t.name for t in chart.fig.data] == ["no labels anywhere", f"random clusters: {pct(res.chance_purity)}"]
+    assert "With no labels anywhere" in chart.takeaway and "comparison" not in chart.takeaway
+
+
+def test_the_supervised_source_model_is_only_a_labelled_comparison_drawn_apart():
+    res = run_clustering(n_per_class=10, similarity=1.0, seed=1, pretext_steps=20)
+    from tl_core.experiments.clustering import SUPERVISED
+
+    assert res.comparison == SUPERVISED and SUPERVISED in res.purity and SUPERVISED not in res.unsupervised
+    fig = charts.purity_chart(res).fig
+    bars = {t.name: t for t in fig.data if t.type == "bar"}
+    assert list(bars["no labels anywhere"].x) == list(res.unsupervised)
+    comparison = bars["comparison only: learnt with the source labels"]
+    assert list(comparison.x) == [SUPERVISED] and comparison.marker.pattern.shape == "/"
+    # the chance line is named in the legend: no label inside the plot can collide with a bar's label
+    assert not fig.layout.annotations
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == pytest.approx(res.chance_purity)
+    assert any(t.name == f"random clusters: {pct(res.chance_purity)}" for t in fig.data)
 
 
 def test_kmeans_pca_and_purity_on_separated_blobs():
@@ -194,6 +228,7 @@ def test_lab_heatmap_has_one_cell_per_size_and_similarity_and_fills_in_live():
     partial = heatmap(res.lanes[:3], config)  # live: the first cell is done, the rest are waiting
     assert partial.n_complete == 1 and partial.cells[(5, 0.25)].winner is None
     fig = charts.lab_heatmap_chart(partial).fig
+    assert list(fig.data[0].x) == ["similarity 1: new shapes", "similarity 0.25: grating orientation"]
     z = [list(row) for row in fig.data[0].z]  # rows: sizes; columns: similarities
     assert len(z) == 2 and z[0][0] is not None and z[0][1] is None and z[1] == [None, None]
     assert cached_sweep(config) is res and run_lab_sweep(config) is res  # the same sweep again: from the cache
@@ -201,10 +236,53 @@ def test_lab_heatmap_has_one_cell_per_size_and_similarity_and_fills_in_live():
         LabConfig(sizes=tuple(range(2, 60)), strategies=("scratch", "finetune_all")).validate()  # 232 runs
 
 
-def test_cut_at_layer_n_early_features_win_for_the_different_target():
-    res = run_cut_depth(n_per_class=15, seeds=(0,))
-    similar, different = res.targets
-    assert list(res.mean(different)) == ["block1", "block2", "block3", "block4"]
-    assert res.best_cut(different) != "block4"  # the final, source-specific features are not the best there
-    assert res.mean(different)["block2"] >= res.mean(different)["block4"] + 0.05
-    assert res.mean(similar)["block4"] >= res.mean(similar)["block1"] + 0.2  # deep features suit a similar target
+def test_cut_at_layer_n_the_rule_holds_on_the_low_level_target_and_fails_on_the_high_level_one():
+    res = run_cut_depth(n_per_class=15, seeds=(0,), different=("orientation", "outline_shapes"),
+                        predicted={"similar": "block4", "outline_shapes": "block2"})
+    similar, orientation, outlines = res.targets
+    assert res.kinds == {similar: "similar", orientation: "orientation", outlines: "outline_shapes"}
+    assert (similar, orientation, outlines) == ("similarity 1: new shapes", "similarity 0.25: grating orientation",
+                                                "similarity 0.25: outlined new shapes")
+    assert list(res.mean(orientation)) == ["block1", "block2", "block3", "block4"]
+    # grating orientation is a low-level cue: built so that early features win, and they do
+    assert res.best_cut(orientation) != "block4" and res.rule_holds(orientation)
+    assert res.mean(orientation)["block2"] >= res.mean(orientation)["block4"] + 0.05
+    assert res.mean(similar)["block4"] >= res.mean(similar)["block1"] + 0.2 and res.rule_holds(similar)
+    # the outlined new shapes are as different in look, but a shape task: the final features win, the rule fails
+    assert res.mean(outlines)["block4"] >= res.mean(outlines)["block2"] + 0.1 and not res.rule_holds(outlines)
+    assert res.verdict(outlines).startswith(f"You predicted block2: the head did best after {res.best_cut(outlines)}")
+    assert res.verdict(outlines).endswith("failed here.") and res.verdict(similar).startswith("You predicted block4: ")
+    assert "You predicted" not in res.verdict(orientation)  # no prediction made for it
+    with pytest.raises(ValueError, match="A prediction must be one of"):
+        run_cut_depth(n_per_class=5, predicted={"similar": "the head"})
+    with pytest.raises(ValueError, match="Unknown different target"):
+        run_cut_depth(n_per_class=5, different=("sepia",))
+
+
+def test_the_default_different_target_draws_the_same_data_as_before_and_the_other_is_outlined_shapes():
+    from tl_core.data.datasets import DataSpec, make_data
+    from tl_core.experiments.lab import lab_data
+
+    old, new = make_data(DataSpec(n_per_class=5, similarity=0.25, seed=3)), make_data(lab_data(5, 0.25, 3))
+    assert torch.equal(old[0].x, new[0].x) and torch.equal(old[1].y, new[1].y)
+    assert new[0].classes == shapes.ORIENTATION_CLASSES
+    outlined = lab_data(5, 0.25, 3, "outline_shapes")
+    assert outlined.world == shapes.WorldSpec("shapes", 0.75, ("outline",))
+    assert lab_data(5, 0.8, 3, "outline_shapes").world == shapes.target_spec(0.8)  # similar columns: unchanged
+
+
+def test_a_sweep_on_the_high_level_different_target_shows_the_course_advice_losing():
+    config = LabConfig(sizes=(20,), similarities=(0.25,), strategies=("feature_extract", "early_classifier"),
+                       n_val_per_class=25, different="outline_shapes")
+    texts: list[str] = []
+    res = run_lab_sweep(config, use_cache=False,
+                        on_record=lambda r: texts.append(r.text) if isinstance(r, Progress) else None)
+    cell = heatmap(res.lanes, config).cells[(20, 0.25)]
+    assert cell.advice == "early_classifier" and cell.winner == "feature_extract"
+    assert cell.agrees is False and cell.note.startswith("Disagreement")
+    fig = charts.lab_heatmap_chart(heatmap(res.lanes, config)).fig
+    assert list(fig.data[0].x) == ["similarity 0.25: outlined new shapes"]
+    # the progress line counts the sweep's runs, not only the current run's steps
+    assert any(t.startswith("Run 2 of 2: ") and " step " in t for t in texts), texts
+    assert config.canonical() != LabConfig(sizes=(20,), similarities=(0.25,), n_val_per_class=25,
+                                           strategies=("feature_extract", "early_classifier")).canonical()

@@ -166,16 +166,21 @@ DEMOS: dict[str, Demo] = {d.key: d for d in (
                 {"block1": "block1", "block2": "block2", "block3": "block3", "block4": "block4 (final)"}, "block2",
                 "A simpler (earlier) representation leaves the classifier more to get wrong on small shapes."))),
     Demo("unsupervised", "Unsupervised transfer", "clustering", "run_clustering",
-         "With no labels at all, do pretrained features group the target images by shape better than raw "
-         "pixels?",
-         "The images of the four new shapes arrive without labels. k-means groups them three ways: on the source "
-         "model's features, on the features of an untrained network, and on raw pixels; PCA draws them in 2-D. "
-         "The hidden shapes are used only to score each grouping's purity.",
+         "With no labels at all, do features learnt from unlabelled images of other shapes group the target images "
+         "by shape better than raw pixels?",
+         "No labels anywhere: a network learns from unlabelled drawings of the six source shapes with the "
+         "self-taught pretext task (predict each figure's geometry from its own pixels). The images of the four "
+         "new shapes then arrive without labels, and k-means groups them three ways: on that network's features, "
+         "on an untrained network's and on raw pixels; PCA draws them in 2-D. The hidden shapes are used only to "
+         "score each grouping's purity. The shipped source model, which learnt WITH the source labels, is "
+         "clustered too, but only as a labelled comparison from another setting of the matrix.",
          (False, False, False, False), (
         _slider("similarity", "Similarity of the target images to the source", 0.5, 1.0, 0.05, 0.8,
                 "1 draws them like the source data; lower adds texture, noise and low contrast."),
         _slider("n_per_class", "Unlabelled images per hidden class", 20, 150, 10, 50),
-        _slider("k", "Clusters (k)", 2, 8, 1, 4, "There are four hidden shapes."))),
+        _slider("k", "Clusters (k)", 2, 8, 1, 4, "There are four hidden shapes."),
+        _slider("pretext_steps", "Pretext steps on the unlabelled source images", 50, 400, 25, 150,
+                "How long the encoder learns from the unlabelled drawings (no labels)."))),
 )}
 
 

@@ -9,7 +9,14 @@ included.
 
 "Cut at layer n" follows Yosinski et al. (2014), "How transferable are features in deep neural networks?":
 the source model is cut after each body group, a new head is trained on the frozen features, for a target
-that resembles the source and one that does not.
+that resembles the source and for targets that do not. The learner predicts the best cut before the run, and the
+result says whether the prediction, and the course's rule, held.
+
+What "different" means is a design choice, and the lab discloses it (`DIFFERENT_TARGETS`): by default the
+different column is grating orientation, a low-level cue built so that early-layer features win, which is the
+course's rule for different data by construction. The other different target keeps a high-level task (the new
+shapes) but draws it far from the source's look (outlines on shifted backgrounds); there the rule's assumption
+(that a different target needs only the generic early features) does not hold, and the measurements show it.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tl_core.teaching.quadrant import classify_similarity, classify_size, recommend
+from tl_core.teaching.quadrant import SIMILAR_AT, classify_similarity, classify_size, recommend
 from tl_core.experiments import Cancelled, OnRecord, Reporter
 from tl_core.experiments.common import BODY, check_float, check_int, check_seed
 from tl_core.training.plan import STRATEGIES, make_plan
 from tl_core.experiments.race import SweepCell, race_lanes, run_race
 from tl_core.training.records import StartRecord, StepRecord
 from tl_core.data.datasets import DataSpec, make_data
+from tl_core.fmt import pct
 
 LAB_STRATEGIES = ("feature_extract", "finetune_top", "finetune_all", "scratch", "early_classifier")  # every advice
 DEFAULT_SIZES = (20, 200)  # one "little" and one "lots" size (twice the line): the quadrant's two rows, ~25 s
@@ -36,6 +44,66 @@ SIMILARITY_CHOICES = (1.0, 0.75, 0.5, 0.25, 0.0)  # similarities offered in the 
 AGREE_TOLERANCE = 0.02  # the advice "agrees" when its strategy is within this much accuracy of the winner
 MAX_LANES = 200  # the most training runs one sweep may ask for
 CACHE_SIZE = 16  # finished sweeps kept per process
+
+
+# ---- what the targets are ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabTarget:
+    """A shapes-world target the lab trains on, with what it needs from the source model and how it was built."""
+
+    key: str  # "similar", or a key of DIFFERENT_TARGETS
+    label: str  # short, for columns and legends, e.g. "grating orientation"
+    task: str  # the shapes-world task (tl_core.data.shapes.TASKS, or "auto")
+    styles: tuple[str, ...]  # extra named styles (tl_core.data.shapes.STYLES)
+    cue: str  # "high-level" (needs shape identity, learnt late) or "low-level" (a texture cue, seen early)
+    design: str  # how it is built and what that favours, for the page
+
+
+SIMILAR_TARGET = LabTarget(
+    "similar", "new shapes", "auto", (), "high-level",
+    f"From similarity {SIMILAR_AT:g} up, the target is four new shapes (ring, heart, arrow, crescent) drawn like "
+    f"the source's six, with the shift (1 − similarity) adding texture, noise and low contrast.")
+DIFFERENT_TARGETS: dict[str, LabTarget] = {t.key: t for t in (
+    LabTarget("orientation", "grating orientation", "auto", (), "low-level",
+              "Below similarity 0.5 the task becomes the orientation of a fine, faint background grating, with a "
+              "random shape in front as a distractor. It was built so that early, full-resolution filters see "
+              "the cue and the source model's late, pooled features mostly do not: on this target the course's "
+              "rule for different data (a classifier on the initial layers) wins by design."),
+    LabTarget("outline_shapes", "outlined new shapes", "shapes", ("outline",), "high-level",
+              "The four new shapes drawn only as outlines, with the shift's texture, noise and low contrast: far "
+              "from the source's look (its measured similarity is near 0) but still a shape task, which needs "
+              "what the later layers learnt. Here the rule's assumption, that different data needs only the "
+              "generic early features, does not hold."),
+)}
+DEFAULT_DIFFERENT = "orientation"  # what the different column means unless the learner picks another target
+
+
+def lab_target(similarity: float, different: str = DEFAULT_DIFFERENT) -> LabTarget:
+    """The target the lab draws at a similarity: the new shapes from SIMILAR_AT up, else the chosen different one.
+
+    Raises:
+        ValueError: If `different` is not a key of DIFFERENT_TARGETS.
+    """
+    if different not in DIFFERENT_TARGETS:
+        raise ValueError(f"Unknown different target {different!r}. Choose one of: {', '.join(DIFFERENT_TARGETS)}.")
+    return SIMILAR_TARGET if similarity >= SIMILAR_AT else DIFFERENT_TARGETS[different]
+
+
+def lab_data(n_per_class: int, similarity: float, seed: int, different: str = DEFAULT_DIFFERENT,
+             n_val_per_class: int = 50) -> DataSpec:
+    """The data of one lab cell (the default target draws exactly what DataSpec(similarity=...) always drew).
+
+    Raises:
+        ValueError: If `different` is unknown.
+    """
+    target = lab_target(similarity, different)
+    return DataSpec(n_per_class=n_per_class, similarity=similarity, task=target.task, styles=target.styles,
+                    seed=seed, n_val_per_class=n_val_per_class)
+
+
+def column_label(similarity: float, different: str = DEFAULT_DIFFERENT) -> str:
+    """A similarity column's name with the target it draws, e.g. "similarity 0.25: grating orientation"."""
+    return f"similarity {similarity:g}: {lab_target(similarity, different).label}"
 
 
 # ---- configuration and records -----------------------------------------------------------------------------------
@@ -48,6 +116,7 @@ class LabConfig:
     strategies: tuple[str, ...] = LAB_STRATEGIES  # keys of tl_core.training.plan.STRATEGIES
     seeds: tuple[int, ...] = (0,)  # each seed redraws the data and the initial weights
     n_val_per_class: int = 50  # held-out images per class for each cell's accuracy
+    different: str = DEFAULT_DIFFERENT  # what the columns below SIMILAR_AT draw (a key of DIFFERENT_TARGETS)
 
     def validate(self) -> LabConfig:
         """Check the configuration. Returns self.
@@ -71,6 +140,7 @@ class LabConfig:
             if len(set(values)) != len(values):
                 raise ValueError(f"The {name} repeat a value; list each once.")
         check_int("n_val_per_class", self.n_val_per_class, 5, 500)
+        lab_target(0.0, self.different)  # raises for an unknown target
         lanes = self.n_lanes
         if lanes > MAX_LANES:
             raise ValueError(f"This sweep needs {lanes} training runs; the lab allows {MAX_LANES}. "
@@ -84,8 +154,9 @@ class LabConfig:
 
     def canonical(self) -> LabConfig:
         """The same sweep with sizes and similarities sorted (so equal sweeps share one cache entry)."""
+        different = self.different if any(s < SIMILAR_AT for s in self.similarities) else DEFAULT_DIFFERENT
         return LabConfig(tuple(sorted(self.sizes)), tuple(sorted(self.similarities, reverse=True)),
-                         tuple(self.strategies), tuple(sorted(self.seeds)), self.n_val_per_class)
+                         tuple(self.strategies), tuple(sorted(self.seeds)), self.n_val_per_class, different)
 
 
 @dataclass(frozen=True)
@@ -176,12 +247,13 @@ def run_lab_sweep(config: LabConfig | None = None, *, base: Any = None, use_cach
     for n in config.sizes:
         for sim in config.similarities:
             for seed in config.seeds:
-                rep.progress(done / total, f"{n} images per class, similarity {sim:g}, seed {seed}: drawing data…")
-                train, val = make_data(DataSpec(n_per_class=n, similarity=sim, seed=seed,
-                                                n_val_per_class=config.n_val_per_class))
+                rep.progress(done / total, f"Run {done + 1} of {total}: {n} per class, "
+                                           f"{column_label(sim, config.different)}, seed {seed}: drawing data…")
+                train, val = make_data(lab_data(n, sim, seed, config.different, config.n_val_per_class))
                 acc, secs = {}, {}
                 for lane in race_lanes(config.strategies, seed=seed):
-                    label = f"{n}/class · similarity {sim:g} · seed {seed} · {lane.label}"
+                    label = (f"Run {done + 1} of {total}: {lane.label}, {n} per class, "
+                             f"{column_label(sim, config.different)}, seed {seed}")
                     state = {"total": 1}
 
                     def on_train(_key: str, rec: object, state: dict = state, label: str = label,
@@ -189,7 +261,8 @@ def run_lab_sweep(config: LabConfig | None = None, *, base: Any = None, use_cach
                         if isinstance(rec, StartRecord):
                             state["total"] = max(rec.total_steps, 1)
                         elif isinstance(rec, StepRecord) and rec.step % 10 == 0:
-                            rep.progress((done + rec.step / state["total"]) / total, f"{label}: step {rec.step}")
+                            rep.progress((done + rec.step / state["total"]) / total,
+                                         f"{label} · step {rec.step} of {state['total']}")
 
                     t = time.perf_counter()
                     result = run_race([lane], train, val, base=base, on_record=on_train, cancel=rep.cancel,
@@ -237,6 +310,11 @@ class Heatmap:
     similarities: tuple[float, ...]
     strategies: tuple[str, ...]
     cells: dict[tuple[int, float], HeatCell] = field(default_factory=dict)  # (size, similarity) -> cell
+    different: str = DEFAULT_DIFFERENT  # what the columns below SIMILAR_AT draw (a key of DIFFERENT_TARGETS)
+
+    def column(self, similarity: float) -> str:
+        """A column's name with the target it draws (see column_label)."""
+        return column_label(similarity, self.different)
 
     @property
     def n_complete(self) -> int:
@@ -260,7 +338,8 @@ def heatmap(lanes: list[LaneDone], config: LabConfig, tolerance: float = AGREE_T
     Returns:
         A Heatmap with one cell per (size, similarity) of the configuration.
     """
-    hm = Heatmap(tuple(config.sizes), tuple(config.similarities), tuple(config.strategies))
+    hm = Heatmap(tuple(config.sizes), tuple(config.similarities), tuple(config.strategies),
+                 different=config.different)
     n_seeds = len(config.seeds)
     for n in config.sizes:
         for sim in config.similarities:
@@ -305,11 +384,13 @@ class CutDepthResult:
     """Accuracy of a new head on the source model's frozen features, cut after each body group."""
 
     groups: tuple[str, ...]  # cut points, input to output (the last is fixed feature extraction)
-    targets: dict[str, float]  # target label -> similarity, e.g. {"similarity 1 (similar)": 1.0}
+    targets: dict[str, float]  # target label -> similarity, e.g. {"similarity 1: new shapes": 1.0}
     accuracy: dict[str, dict[str, list[float]]]  # target label -> group -> accuracy per seed
     n_per_class: int  # labelled target images per class
     seeds: tuple[int, ...]  # seeds run
     wall_s: float = 0.0  # seconds it took
+    kinds: dict[str, str] = field(default_factory=dict)  # target label -> its LabTarget key ("similar", ...)
+    predicted: dict[str, str] = field(default_factory=dict)  # target key -> the learner's predicted best cut
 
     def mean(self, target: str) -> dict[str, float]:
         """Mean accuracy per cut point for one target."""
@@ -320,16 +401,54 @@ class CutDepthResult:
         means = self.mean(target)
         return max(means, key=means.get)
 
+    def rule_holds(self, target: str) -> bool:
+        """Whether the course's rule held for this target: for similar data the final layers' features win (the
+        deepest cut is best); for different data a classifier on earlier layers beats the final features."""
+        deepest = self.groups[-1]
+        return (self.best_cut(target) == deepest) == (self.kinds.get(target, "similar") == "similar")
+
+    def verdict(self, target: str) -> str:
+        """One sentence for a target: the learner's prediction against the measured best cut, and the rule."""
+        means, best = self.mean(target), self.best_cut(target)
+        kind = self.kinds.get(target, "similar")
+        guess = self.predicted.get(kind)
+        said = ("" if guess is None else
+                f"You predicted {guess}: {'right' if guess == best else f'the head did best after {best}'}. ")
+        rule = ("similar data: the final layers' features should win" if kind == "similar" else
+                "different data: a classifier on the initial layers should beat the final features")
+        held = "held" if self.rule_holds(target) else "failed"
+        return (f"{said}Best: after {best} ({pct(means[best])}); the final features reached "
+                f"{pct(means[self.groups[-1]])}. The course's rule ({rule}) {held} here.")
+
+
+def cut_targets(similarities: tuple[float, ...], different: tuple[str, ...]) -> list[tuple[str, float, LabTarget]]:
+    """(label, similarity, target) for every target of a cut-depth run: one per similar similarity, and one per
+    different target for every similarity below SIMILAR_AT.
+
+    Raises:
+        ValueError: For an unknown different target.
+    """
+    out = []
+    for s in similarities:
+        for key in ((DEFAULT_DIFFERENT,) if s >= SIMILAR_AT else different):
+            target = lab_target(s, key)
+            out.append((column_label(s, key), s, target))
+    return out
+
 
 def run_cut_depth(*, n_per_class: int = 20, similarities: tuple[float, ...] = (1.0, 0.25),
-                  seeds: tuple[int, ...] = (0,), base: Any = None, on_record: OnRecord | None = None,
+                  different: tuple[str, ...] = (DEFAULT_DIFFERENT,), seeds: tuple[int, ...] = (0,),
+                  predicted: dict[str, str] | None = None, base: Any = None, on_record: OnRecord | None = None,
                   cancel: threading.Event | None = None) -> CutDepthResult:
     """Cut the source model after block1..block4, train a head on the frozen features, per target and seed.
 
     Args:
         n_per_class: Labelled target images per class (2..500).
         similarities: Target similarities (each 0..1), e.g. one similar and one different.
+        different: Which different targets (keys of DIFFERENT_TARGETS) to run at each similarity below SIMILAR_AT.
         seeds: Seeds for the data and the head (1 to 5 of them).
+        predicted: The learner's predicted best cut per target key ("similar", "orientation", ...), made before
+            the run; kept in the result so the verdict can compare.
         base: The pretrained model (default: the shipped source model).
         on_record: Receives Progress and Point records (one point per finished run).
         cancel: Stops the run.
@@ -345,23 +464,31 @@ def run_cut_depth(*, n_per_class: int = 20, similarities: tuple[float, ...] = (1
 
     t0 = time.perf_counter()
     n_per_class = check_int("n_per_class", n_per_class, 2, 500)
-    if not similarities or not seeds or len(seeds) > 5:
-        raise ValueError("Pick at least one similarity and one to five seeds.")
+    if not similarities or not seeds or len(seeds) > 5 or not different:
+        raise ValueError("Pick at least one similarity, one different target and one to five seeds.")
     sims = tuple(check_float("similarity", s, 0.0, 1.0) for s in similarities)
     seeds = tuple(check_seed(s) for s in seeds)
+    targets = cut_targets(sims, tuple(different))
+    predicted = dict(predicted or {})
+    for key, cut in predicted.items():
+        if cut not in BODY:
+            raise ValueError(f"A prediction must be one of {', '.join(BODY)}; got {cut!r} for {key!r}.")
     if base is None:
         from tl_core.models.source import load_source_model
 
         base = load_source_model().model
     rep = Reporter(on_record, cancel)
-    labels = {f"similarity {s:g} ({classify_similarity(s)})": s for s in sims}
-    result = CutDepthResult(BODY, labels, {t: {g: [] for g in BODY} for t in labels}, n_per_class, seeds)
-    total, done = len(labels) * len(seeds) * len(BODY), 0
-    for target, sim in labels.items():
+    result = CutDepthResult(BODY, {label: s for label, s, _ in targets},
+                            {label: {g: [] for g in BODY} for label, _, _ in targets}, n_per_class, seeds,
+                            kinds={label: t.key for label, _, t in targets}, predicted=predicted)
+    total, done = len(targets) * len(seeds) * len(BODY), 0
+    for label, sim, target in targets:
         for seed in seeds:
-            train_data, val_data = make_data(DataSpec(n_per_class=n_per_class, similarity=sim, seed=seed))
+            key = target.key if sim < SIMILAR_AT else DEFAULT_DIFFERENT
+            train_data, val_data = make_data(lab_data(n_per_class, sim, seed, key))
             for g in BODY:
-                rep.progress(done / total, f"{target}, seed {seed}: a head on the features after {g}…")
+                rep.progress(done / total, f"Run {done + 1} of {total}: {label}, seed {seed}, a head on the "
+                                           f"features after {g}…")
                 plan = (make_plan("feature_extract", seed=seed) if g == BODY[-1]
                         else make_plan("early_classifier", cut_after=g, seed=seed))
                 plan = plan if plan.batch_size <= len(train_data) else make_plan(
@@ -372,8 +499,8 @@ def run_cut_depth(*, n_per_class: int = 20, similarities: tuple[float, ...] = (1
                     raise Cancelled("Stopped by request.")
                 if not res.ok or res.final_val_acc is None:
                     raise RuntimeError(f"The head after {g} did not train: {res.reason}")
-                result.accuracy[target][g].append(float(res.final_val_acc))
-                rep.point(target, BODY.index(g) + 1, float(res.final_val_acc))
+                result.accuracy[label][g].append(float(res.final_val_acc))
+                rep.point(label, BODY.index(g) + 1, float(res.final_val_acc))
                 done += 1
     rep.progress(1.0, "Done.")
     result.wall_s = time.perf_counter() - t0

@@ -207,13 +207,15 @@ class CutDepthJob:
 
     n_per_class: int
     seeds: tuple[int, ...]
+    different: tuple[str, ...] = ("orientation",)  # the different targets (tl_core.experiments.lab.DIFFERENT_TARGETS)
+    predicted: tuple[tuple[str, str], ...] = ()  # (target key, predicted best cut), made before the run
 
     def __call__(self, ctx: JobContext) -> tuple[str, Any] | None:
         from tl_core.experiments.lab import run_cut_depth
 
         try:
-            return "cut", run_cut_depth(n_per_class=self.n_per_class, seeds=self.seeds, on_record=ctx.emit,
-                                        cancel=ctx.cancel)
+            return "cut", run_cut_depth(n_per_class=self.n_per_class, seeds=self.seeds, different=self.different,
+                                        predicted=dict(self.predicted), on_record=ctx.emit, cancel=ctx.cancel)
         except Cancelled:
             return None
 

@@ -142,6 +142,11 @@ def pretext_curve_chart(res: Any) -> Chart:
 
 
 # ---- domain adaptation ------------------------------------------------------------------------------------------
+def _loss_top(losses: Any) -> float:
+    """The top of a loss axis that starts at 0 (a loss is never negative, so no tick may read below 0)."""
+    finite = [v for v in losses if math.isfinite(v)]
+    return 1.1 * max(finite) if finite and max(finite) > 0 else 1.0
+
 def adaptation_chart(res: Any) -> Chart:
     """Target and source accuracy per method."""
     methods = list(res.accuracy)
@@ -180,7 +185,8 @@ def dann_curve_chart(res: Any) -> Chart:
     shape, note = hline(0.5, "the domains look alike")
     fig = _figure(data, "DANN: the domain classifier against the reversed gradient", 320, xaxis=theme.axis("step"),
                   yaxis=theme.axis("domain accuracy", range=[0, 1.05], tickformat=".0%"),
-                  yaxis2=dict(title=dict(text="class loss"), overlaying="y", side="right", showgrid=False),
+                  yaxis2=dict(title=dict(text="class loss"), overlaying="y", side="right", showgrid=False,
+                              range=[0, _loss_top(c[1] for c in res.dann_curve)]),
                   shapes=[shape], annotations=[note])
     tail = [c[3] for c in res.dann_curve[-max(1, len(res.dann_curve) // 5):]]
     late = sum(tail) / len(tail) if tail else float("nan")
@@ -243,19 +249,42 @@ def weights_chart(res: Any) -> Chart:
 
 
 # ---- unsupervised transfer ------------------------------------------------------------------------------------
+def _reference_line(y: float, name: str) -> tuple[dict, dict]:
+    """A dotted horizontal line across the plot, named in the legend rather than by a label inside the plot (an
+    in-plot label collides with the bar labels near it): (shape, legend-only trace)."""
+    shape = dict(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y, line=dict(color=theme.BLACK, dash="dot"))
+    entry = dict(type="scatter", mode="lines", x=[None], y=[None], name=name,
+                 line=dict(color=theme.BLACK, dash="dot"), hoverinfo="skip")
+    return shape, entry
+
+
 def purity_chart(res: Any) -> Chart:
-    """Cluster purity per representation, against chance."""
-    reps = list(res.purity)
-    colours = [theme.BLUE, theme.GREY, theme.ORANGE]
-    data = [dict(type="bar", x=reps, y=[res.purity[r] for r in reps], marker=dict(color=colours),
+    """Cluster purity per representation learnt without labels, the supervised model as a hatched comparison, and
+    random clusters as a reference line."""
+    reps = list(res.unsupervised)
+    colours = {reps[0]: theme.GREEN, "random network features": theme.GREY, "raw pixels": theme.ORANGE}
+    data = [dict(type="bar", x=reps, y=[res.purity[r] for r in reps], name="no labels anywhere",
+                 marker=dict(color=[colours.get(r, theme.GREY) for r in reps]),
                  text=[pct(res.purity[r]) for r in reps], textposition="outside", cliponaxis=False)]
-    shape, note = hline(res.chance_purity, f"random clusters {pct(res.chance_purity)}")
-    fig = _figure(data, f"k-means with k={res.k} on {res.n_images} unlabelled images: cluster purity",
-                  yaxis=theme.axis("purity", range=[0, 1.05], tickformat=".0%"), shapes=[shape], annotations=[note],
-                  showlegend=False)
-    src, raw = res.purity["source model features"], res.purity["raw pixels"]
-    return Chart(fig, f"Clusters of the source model's features are {pct(src)} pure, raw pixels "
-                      f"{pct(raw)} ({points(src - raw)}); random clusters would be {pct(res.chance_purity)}.")
+    if res.comparison:
+        data.append(dict(type="bar", x=[res.comparison], y=[res.purity[res.comparison]],
+                         name="comparison only: learnt with the source labels",
+                         marker=dict(color="white", line=dict(color=theme.BLUE, width=2),
+                                     pattern=dict(shape="/", fgcolor=theme.BLUE)),
+                         text=[pct(res.purity[res.comparison])], textposition="outside", cliponaxis=False))
+    shape, entry = _reference_line(res.chance_purity, f"random clusters: {pct(res.chance_purity)}")
+    fig = _figure(data + [entry], f"k-means with k={res.k} on {res.n_images} unlabelled images: cluster purity",
+                  yaxis=theme.axis("purity", range=[0, 1.05], tickformat=".0%"), shapes=[shape],
+                  xaxis=dict(tickfont=dict(size=theme.BASE_SIZE - 2)))
+    mine, raw = res.purity[reps[0]], res.purity["raw pixels"]
+    verdict = (f"beat raw pixels ({pct(raw)}) by {points(mine - raw)[1:]}" if mine > raw + 0.02 else
+               f"did no better than raw pixels ({pct(raw)})")
+    text = (f"With no labels anywhere, clusters of the features learnt from unlabelled images are {pct(mine)} pure "
+            f"and {verdict}; random clusters would be {pct(res.chance_purity)}.")
+    if res.comparison:
+        text += (f" For comparison only, the supervised source model, which learnt with the source labels, "
+                 f"reaches {pct(res.purity[res.comparison])}.")
+    return Chart(fig, text)
 
 
 def pca_chart(res: Any, representation: str) -> Chart:
@@ -291,7 +320,7 @@ def lab_heatmap_chart(hm: Any) -> Chart:
         colour = LANE_STYLES.get(s, (SERIES[i % len(SERIES)], ""))[0]
         scale += [[i / n_s, colour], [(i + 1) / n_s, colour]]
     rows = [f"{n} per class" for n in hm.sizes]
-    cols = [f"similarity {s:g}" for s in hm.similarities]
+    cols = [hm.column(s) for s in hm.similarities]
     z, text = [], []
     for n in hm.sizes:
         zr, tr = [], []
@@ -350,7 +379,7 @@ def lab_strategy_chart(hm: Any) -> Chart:
                                           tickvals=list(hm.sizes))
         layout_axes[f"yaxis{ax}"] = theme.axis("accuracy" if j == 0 else None, range=[0, 1.05], tickformat=".0%",
                                           anchor=f"x{ax}", **({} if j == 0 else {"matches": "y"}))
-        annotations.append(dict(text=f"similarity {sim:g}", x=(dom[0] + dom[1]) / 2, y=1.0, xref="paper",
+        annotations.append(dict(text=hm.column(sim), x=(dom[0] + dom[1]) / 2, y=1.0, xref="paper",
                                 yref="paper", yanchor="bottom", showarrow=False, font=dict(size=15)))
         for i, s in enumerate(hm.strategies):
             xs = [size for size in hm.sizes if s in hm.cells[(size, sim)].accuracy]
@@ -389,6 +418,11 @@ def cut_depth_chart(res: Any, chance: dict[str, float] | None = None) -> Chart:
                 vals = res.accuracy[target][g]
                 data.append(dict(type="scatter", mode="markers", x=[g] * len(vals), y=vals, showlegend=False,
                                  marker=dict(color=SERIES[i % len(SERIES)], size=5, opacity=0.4)))
+        guess = getattr(res, "predicted", {}).get(getattr(res, "kinds", {}).get(target, ""))
+        if guess in means:  # the learner's prediction, made before the run, on the measured line
+            data.append(dict(type="scatter", mode="markers", x=[guess], y=[means[guess]],
+                             name=f"your prediction: {target}", marker=dict(symbol="star-open", size=22, line=dict(
+                                 width=2, color=SERIES[i % len(SERIES)])), hovertemplate="your prediction<extra></extra>"))
     fig = _figure(data, f"Cut at layer n: a new head on the frozen source features ({res.n_per_class} images per "
                         f"class)", 380, xaxis=theme.axis("cut after (input → output; block4 = fixed feature extraction)"),
                   yaxis=acc_axis())
