@@ -110,20 +110,26 @@ def default_executor() -> Executor:
     """A Ray executor when TLP_RAY_ADDRESS is set (tl_core.jobs.ray_executor), else the in-process one."""
     address = os.environ.get("TLP_RAY_ADDRESS", "").strip()
     if address:
-        from tl_core.jobs.ray_executor import RayExecutor
+        from tl_core.jobs.ray_executor import shared_executor
 
-        return RayExecutor(address)
+        return shared_executor(address)
     return LocalExecutor()
 
 
 def default_limit() -> int:
-    """TLP_MAX_CONCURRENT_JOBS if set, else the number of CPU cores, or 1 when a CUDA GPU will do the training (it
-    does not share well)."""
+    """TLP_MAX_CONCURRENT_JOBS if set; on a Ray cluster (TLP_RAY_ADDRESS), the runs it can train at once (its GPUs,
+    else its CPUs per run: tl_core.jobs.ray_executor.RayExecutor.run_slots); else the number of CPU cores, or 1 when
+    a CUDA GPU will do the training (it does not share well)."""
     import sys
 
     env = os.environ.get("TLP_MAX_CONCURRENT_JOBS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
+    address = os.environ.get("TLP_RAY_ADDRESS", "").strip()
+    if address:
+        from tl_core.jobs.ray_executor import shared_executor
+
+        return shared_executor(address).run_slots()
     torch_mod = sys.modules.get("torch")
     if torch_mod is not None and torch_mod.cuda.is_available():
         return 1
