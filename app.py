@@ -1,8 +1,11 @@
 """The Transfer Learning Playbook's entry point: registers the pages, holds the app-wide sidebar, runs the page.
 
 Run with `streamlit run app.py`. To add a page, add one line to PAGES; sections appear in the order
-they first occur there. A class link (`?preset=few_similar&seed=3`, made on the instructor page) puts the session on
-that preset and seed; `?view=projector` (or the sidebar toggle) shows only the race, large, for a projector.
+they first occur there. A class link (`?preset=few_similar&seed=3&class=K7QX2`, made on the instructor page) puts the
+session on that preset and seed, in that class; `?view=projector` (any case, or the sidebar toggle) shows only the
+race, large, for a projector. A reload of a page whose URL names a run (`?run=`, ui.live) takes the run over and
+restores what it ran (preset, data, seed) before the sidebar is drawn. A page that trains shows its title and a
+placeholder at once on its first visit, while the background warm-up (ui.warm) finishes importing torch.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import streamlit as st
 
 from tl_core.training.device import describe_device
 from tl_core.classroom.presets import MAX_SEED
+from ui import warm
 from ui.render import projector_style
 from ui.state import PERSIST, apply_link, current_plan, init_state, on_seed_change
 
@@ -30,10 +34,15 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Teach", "pages/instructor.py", "Instructor", ":material/cast_for_education:"),
 ]
 RACE_PAGE = "pages/race.py"  # the only page the projector view shows
+LIGHT_PAGES = {"", "matrix", "quadrant", "instructor"}  # url paths of pages that never import torch
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon=":material/school:", layout="wide")
 init_state()
 link_problems = apply_link()  # before the sidebar's widgets: a class link sets the seed, the data and the race
+if "run" in st.query_params:  # a reload of a page with a run: take it over, and restore what it ran
+    from ui.live import restore_from_url
+
+    restore_from_url()
 projector = bool(st.session_state["class.projector"])
 
 sections: dict[str, list[st.Page]] = {}
@@ -58,4 +67,15 @@ if projector:
 for problem in link_problems:
     st.warning(problem, icon=":material/link:")
 
+placeholder = None
+if page.url_path not in LIGHT_PAGES and not warm.ready():  # a first visit while torch still loads: never blank
+    placeholder = st.empty()
+    with placeholder.container():
+        st.title(f"{page.icon} {page.title}")
+        st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first visits)")
+    warm.start()
+    warm.wait()  # the page needs these modules anyway; whole ones (code that peeks at sys.modules must not see a half)
 page.run()
+if placeholder is not None:
+    placeholder.empty()
+warm.start()  # after the first page is drawn: import torch and the models in the background (once per process)

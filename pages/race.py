@@ -2,34 +2,38 @@
 
 Widget keys: "race.strategies", "race.own", "race.prediction", "race.start", "race.stop", "race.leave_preset",
 "race.leave_projector", "race.download_table", "race.download_history"; the job slot's keys are described in
-ui.live ("race.result" holds a tl_core.jobs.work.RaceOutcome). With a class preset ("race.preset", set by a class link or
-the instructor page) the race runs the preset's lanes on its data. In the projector view ("class.projector") the
-page shows only the question, the controls, the live race and the results, in large type.
+ui.live ("race.result" holds a tl_core.jobs.work.RaceOutcome), and "race.pick" the prediction this session made
+for its latest race (kept through the race, the reveal and a reload). With a class preset ("race.preset", set by a
+class link or the instructor page) the race runs the preset's lanes on its data. In a class ("class.code"), a
+student's prediction is their vote in the class poll (tl_core.classroom.polls). Results are shown only under the
+settings that produced them. In the projector view ("class.projector") the page shows the question, the class's
+predictions, the live race and the reveal, in type that reads from the back of the room.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from tl_core.models.registry import ARCHS
-from tl_core.jobs.manager import Job
-from tl_core.training.plan import STRATEGIES
+from tl_core.classroom.polls import ClassClosed, Poll, get_registry, race_poll_id, reveal_line
 from tl_core.classroom.presets import PRESETS, Preset, commentary, find_preset
-from tl_core.experiments.race import (DEFAULT_RACE, lane_label, race_lanes, race_rows_for_display, race_table,
-                                      race_verdict)
+from tl_core.data.datasets import DataSpec
+from tl_core.experiments.race import (DEFAULT_RACE, Lane, lane_label, race_lanes, race_rows_for_display, race_table,
+                                      race_verdict, winner)
+from tl_core.fmt import ACCURACY_PRINTF, accuracy
+from tl_core.jobs.manager import Job
 from tl_core.jobs.progress import race_progress
 from tl_core.jobs.work import RaceJob, RaceOutcome
+from tl_core.models.registry import ARCHS
 from tl_core.training.history import History, race_histories
-from ui.charts import race as race_charts
-from ui.charts.theme import Chart
-from tl_core.data.datasets import DataSpec
+from tl_core.training.plan import STRATEGIES
 from ui import live, results
+from ui.charts import race as race_charts
 from ui.render import show_chart
-from ui.state import PERSIST, current_plan, init_state, leave_preset, set_projector
+from ui.state import (PERSIST, URL_PICK, current_plan, init_state, leave_preset, remember_link, set_projector)
 
 SLOT = "race"
 OPTIONS = list(DEFAULT_RACE) + [s for s in STRATEGIES if s not in DEFAULT_RACE]  # freeze → fine-tune → scratch
+POLL_EVERY_S = 2.0  # how often the projector redraws the class's tally before the start
 
 
 def _preset() -> Preset | None:
@@ -68,59 +72,221 @@ def _data() -> DataSpec:
                     similarity=float(st.session_state["data.similarity"]), seed=seed)
 
 
+def _lanes() -> list[Lane]:
+    """The next race's lanes with their plans.
+
+    Raises:
+        ValueError: If no lane is picked or a plan is invalid.
+    """
+    data, preset = _data(), _preset()
+    if preset is not None:
+        return preset.race_lanes(data.seed)
+    keys = _lane_keys()
+    return race_lanes([k for k in keys if k != "my_plan"], arch=current_plan().arch, seed=data.seed,
+                      own_plan=current_plan() if "my_plan" in keys else None)
+
+
+def _is_shown_race(lanes: list[Lane] | tuple[Lane, ...], data: DataSpec) -> bool:
+    """Whether a race ran exactly what this page shows above it (the lanes with their plans, the data, the seed)."""
+    try:
+        return list(lanes) == _lanes() and data == _data()
+    except ValueError:
+        return False
+
+
+def _describe(lanes: list[Lane] | tuple[Lane, ...], data: DataSpec) -> str:
+    preset = find_preset([lane.key for lane in lanes], data.n_per_class, data.similarity)
+    what = preset.title if preset is not None else " · ".join(lane.label for lane in lanes)
+    return f"{what}, {data.n_per_class} images per class at similarity {data.similarity:g}, seed {data.seed}"
+
+
+# ---- the class poll -----------------------------------------------------------------------------------------------
+def _class_poll() -> Poll | None:
+    """The class's poll for the race shown (its preset and seed), if this session is in a class that asks it."""
+    code, preset = st.session_state.get("class.code"), _preset()
+    if not code or preset is None:
+        return None
+    return get_registry().poll(code, race_poll_id(preset.key, int(st.session_state["seed"])))
+
+
+def _vote() -> None:
+    """Callback of the prediction: a student's prediction is their vote in the class poll (a new one replaces it)."""
+    poll, member = _class_poll(), st.session_state.get("class.member")
+    choice = st.session_state.get("race.prediction")
+    if poll is None or member is None or choice not in poll.options:
+        return
+    try:
+        get_registry().vote(st.session_state["class.code"], poll.id, member, choice)
+    except (ClassClosed, ValueError) as e:
+        st.session_state["race.error"] = f"Your prediction is yours alone: {e}"
+
+
+def _restore_vote() -> None:
+    """After a reload, the prediction radio shows this student's vote again (the class remembers it)."""
+    poll, member = _class_poll(), st.session_state.get("class.member")
+    if poll is not None and member is not None and st.session_state.get("race.prediction") is None \
+            and not live.is_active(SLOT) and st.session_state.get("race.result") is None:
+        mine = get_registry().vote_of(st.session_state["class.code"], poll.id, member)
+        if mine in _lane_keys():
+            st.session_state["race.prediction"] = mine
+
+
+def _tally(poll: Poll, answer: str | None = None) -> None:
+    """The class's predictions as a chart (large on the projector)."""
+    code = st.session_state["class.code"]
+    counts = get_registry().tally(code, poll.id)
+    index = poll.options.index(answer) if answer in poll.options else None
+    show_chart(race_charts.poll_chart(list(poll.labels), [counts[o] for o in poll.options], answer=index),
+               key="race.poll")
+
+
+def _reveal(outcome: RaceOutcome) -> str | None:
+    """Record the winner of a finished class race in the class poll, and return the reveal line (None outside a class
+    or when not every lane finished)."""
+    poll, code = _class_poll(), st.session_state.get("class.code")
+    if poll is None or not all(r.ok for r in outcome.results.values()) or len(outcome.results) != len(outcome.lanes):
+        return None
+    best = winner(outcome.results)
+    if best not in poll.options:
+        return None
+    try:
+        get_registry().reveal(code, poll.id, best)
+    except (ClassClosed, ValueError):
+        return None
+    return reveal_line(get_registry().tally(code, poll.id), best, poll.label(best))
+
+
+# ---- starting and watching --------------------------------------------------------------------------------------
+def _pick(job_id: int | None) -> str | None:
+    """The lane this session predicted for a race (job id), or None."""
+    pick = st.session_state.get("race.pick")
+    return pick[1] if pick and job_id is not None and pick[0] == job_id else None
+
+
 def _on_lanes() -> None:
     """Callback of the lane pickers: a prediction for a lane that left the race is cleared."""
     if st.session_state.get("race.prediction") not in _lane_keys():
         st.session_state["race.prediction"] = None
 
 
+def _needs_prediction() -> bool:
+    """The projector of a class starts without a prediction of its own: the class predicts."""
+    return not (st.session_state.get("class.projector") and _class_poll() is not None)
+
+
+def _keep_in_url(data: DataSpec, predicted: str | None) -> None:
+    """Put what the race depends on into the address, so that a reload shows the same preset, seed and pick."""
+    qp, preset = st.query_params, _preset()
+    if preset is not None:
+        qp["preset"] = preset.key
+    elif "preset" in qp:
+        del qp["preset"]
+    qp["seed"] = str(data.seed)
+    if predicted is not None:
+        qp[URL_PICK] = predicted
+    elif URL_PICK in qp:
+        del qp[URL_PICK]
+    remember_link()  # the link's own parameters changed: not a new link to apply
+
+
 def _start() -> None:
     """Callback of Start: race the lanes in the background, once a prediction is made."""
     predicted = st.session_state.get("race.prediction")
     keys = _lane_keys()
-    if predicted not in keys:
+    if _needs_prediction() and predicted not in keys:
         st.session_state["race.error"] = "Pick the lane you expect to win first: predict, then reveal."
         return
-    plan, data, preset = current_plan(), _data(), _preset()
     try:
-        if preset is not None:
-            lanes = preset.race_lanes(data.seed)
-        else:
-            lanes = race_lanes([k for k in keys if k != "my_plan"], arch=plan.arch, seed=data.seed,
-                               own_plan=plan if "my_plan" in keys else None)
+        lanes, data = _lanes(), _data()
     except ValueError as e:
         st.session_state["race.error"] = str(e)
         return
     st.session_state["race.order"] = [lane.key for lane in lanes]
     st.session_state["race.labels"] = {lane.key: lane.label for lane in lanes}
-    if live.start(SLOT, RaceJob(tuple(lanes), data, predicted), label=f"race of {len(lanes)} lanes") is not None:
-        st.session_state["race.prediction"] = None  # kept with the race; the next race needs a new prediction
+    predicted = predicted if predicted in keys else None
+    job = live.start(SLOT, RaceJob(tuple(lanes), data, predicted), label=f"race of {len(lanes)} lanes")
+    if job is not None:
+        st.session_state["race.pick"] = (job.id, predicted)  # shown through the race and in the reveal
+        st.session_state["race.prediction"] = None  # the next race needs a new prediction
+        _keep_in_url(data, predicted)
 
 
-def _chart(c: Chart, key: str) -> None:
-    """A chart with its takeaway (scaled up on the projector by ui.render.show_chart)."""
-    show_chart(c, key=key)
+def _sharers_line(job: Job) -> None:
+    """How many classmates share the computation of this run, if any."""
+    others = live.sharers(SLOT) - 1
+    if others > 0:
+        verb = "Running" if job.active else "Ran"
+        st.caption(f":material/groups: {verb} for you and {others} classmate{'' if others == 1 else 's'}: the same "
+                   f"lanes, data and seed, so one computation gives everyone the same result.")
 
 
 def _draw_live(job: Job, records: list) -> None:
+    race = job.fn
+    if isinstance(race, RaceJob) and not _is_shown_race(race.lanes, race.data):
+        live.show_status(job, race_progress(race_histories(records), [lane.key for lane in race.lanes],
+                                            live.elapsed(job)))
+        st.caption(f"This is your race of other settings ({_describe(race.lanes, race.data)}); its charts show "
+                   f"under those settings. Stop it to race the settings above.")
+        return
+    projector = bool(st.session_state.get("class.projector"))
     histories = race_histories(records)
     order = st.session_state.get("race.order") or list(histories)
+    if not projector:
+        _sharers_line(job)
     live.show_status(job, race_progress(histories, order, live.elapsed(job)))
     for key, h in histories.items():
         results.show_notices(h.events, prefix=f"{_label(key)}: ")
-    _chart(race_charts.race_curves_chart(_by_label(histories)), "race.live.curves")
-    _chart(race_charts.race_heatmaps_chart(_by_label(histories)), "race.live.heatmaps")
+    show_chart(race_charts.race_curves_chart(_by_label(histories)), key="race.live.curves")
+    if not projector:  # heatmaps belong on the students' screens
+        show_chart(race_charts.race_heatmaps_chart(_by_label(histories)), key="race.live.heatmaps")
 
 
 def _csv(rows: list[dict]) -> str:
+    import pandas as pd  # only the finished race's downloads need pandas
+
     return pd.DataFrame(rows).to_csv(index=False)
 
 
-def _show_results(outcome: RaceOutcome, projector: bool) -> None:
+def _finals(outcome: RaceOutcome) -> dict[str, float]:
+    return {(k if k in STRATEGIES or k == "my_plan" else _label(k)): r.final_val_acc
+            for k, r in outcome.results.items() if r.final_val_acc is not None}
+
+
+def _show_projector_results(outcome: RaceOutcome) -> None:
+    """The reveal on the projector: the winner, the class's predictions next to each lane, the final curves."""
+    rows = race_table(outcome.lanes, outcome.results)
+    st.markdown(f"## :material/emoji_events: {race_verdict(rows, None)}")
+    line = _reveal(outcome)
+    if line:
+        st.markdown(f"### :material/groups: {line}")
+    poll = _class_poll()
+    counts = get_registry().tally(st.session_state["class.code"], poll.id) if poll is not None else {}
+    header = "| | Lane | Validation accuracy |" + (" Predicted by |" if poll is not None else "")
+    lines = [header, "|---|---|---:|" + ("---:|" if poll is not None else "")]
+    for i, row in enumerate(rows, start=1):
+        acc = accuracy(row["accuracy"]) if row["accuracy"] is not None else row["status"]
+        lines.append(f"| {i} | {row['strategy']} | **{acc}** |" + (f" {counts.get(row['lane'], 0)} |" if poll else ""))
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.markdown("\n".join(lines))
+    with right:
+        histories = {k: History.from_result(r) for k, r in outcome.results.items()}
+        show_chart(race_charts.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch (final)",
+                                                 final=True, finals=_finals(outcome)), key="race.curves")
+
+
+def _show_results(outcome: RaceOutcome) -> None:
+    """A student's results: the verdict on their pick, lanes' problems, the table, commentary, downloads, charts."""
     st.header(":material/emoji_events: Results")
     rows = race_table(outcome.lanes, outcome.results)
-    verdict = race_verdict(rows, outcome.predicted)
+    pick = _pick(st.session_state.get("race.done"))
+    verdict = race_verdict(rows, pick)
     (st.success if verdict.startswith("You called it") else st.info)(verdict, icon=":material/flag:")
+    if pick is not None:
+        st.markdown(f":material/psychology_alt: Your pick: **{_label(pick)}**")
+    line = _reveal(outcome)
+    if line:
+        st.markdown(f":material/groups: The class: {line}")
     for lane in outcome.lanes:  # what went wrong in a lane, in its own words
         r = outcome.results.get(lane.key)
         if r is None:
@@ -131,9 +297,9 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
             st.warning(f"{lane.label}: {r.reason}", icon=":material/stop_circle:")
         if r is not None:
             results.show_notices([e.message for e in r.events], prefix=f"{lane.label}: ")
-    st.dataframe(race_rows_for_display(rows), hide_index=True, key="race.table",
-                 column_config={"Validation accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                                                       max_value=1),
+    st.dataframe(race_rows_for_display(rows, as_shown=True), hide_index=True, key="race.table",
+                 column_config={"Validation accuracy": st.column_config.ProgressColumn(
+                                    format=ACCURACY_PRINTF, min_value=0, max_value=100),
                                 "Trainable parameters": st.column_config.NumberColumn(format="localized"),
                                 "Total parameters": st.column_config.NumberColumn(format="localized")})
     spec = outcome.data
@@ -141,24 +307,22 @@ def _show_results(outcome: RaceOutcome, projector: bool) -> None:
     if preset is not None:
         st.subheader(f":material/school: {preset.title}: what this race showed")
         st.markdown("\n".join(f"- {s}" for s in commentary(preset, outcome.results)))
-    if not projector:
-        st.caption(f"Every lane: the same {spec.n_per_class} images per class at similarity {spec.similarity:g}, "
-                   f"seed {spec.seed}. Wall time includes building the model; frozen prefixes are computed once.")
-        data = {"seed": spec.seed, "n_per_class": spec.n_per_class, "similarity": spec.similarity}
-        history = [{"lane": lane.key, "strategy": lane.label, **row, "epoch": row["epoch"] + 1,
-                    "thawed": " ".join(row["thawed"])}
-                   for lane in outcome.lanes if lane.key in outcome.results
-                   for row in outcome.results[lane.key].history_rows()]
-        c1, c2, _ = st.columns([1, 1, 2])
-        c1.download_button(":material/table: Results table (.csv)", data=_csv([{**row, **data} for row in rows]),
-                           file_name="race_results.csv", mime="text/csv", key="race.download_table",
-                           on_click="ignore")
-        c2.download_button(":material/show_chart: Every lane per epoch (.csv)", data=_csv(history), file_name="race_history.csv",
-                           mime="text/csv", key="race.download_history", on_click="ignore")
+    st.caption(f"Every lane: the same {spec.n_per_class} images per class at similarity {spec.similarity:g}, "
+               f"seed {spec.seed}. Wall time includes building the model; frozen prefixes are computed once.")
+    data = {"seed": spec.seed, "n_per_class": spec.n_per_class, "similarity": spec.similarity}
+    history = [{"lane": lane.key, "strategy": lane.label, **row, "epoch": row["epoch"] + 1,
+                "thawed": " ".join(row["thawed"])}
+               for lane in outcome.lanes if lane.key in outcome.results
+               for row in outcome.results[lane.key].history_rows()]
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.download_button(":material/table: Results table (.csv)", data=_csv([{**row, **data} for row in rows]),
+                       file_name="race_results.csv", mime="text/csv", key="race.download_table", on_click="ignore")
+    c2.download_button(":material/show_chart: Every lane per epoch (.csv)", data=_csv(history),
+                       file_name="race_history.csv", mime="text/csv", key="race.download_history", on_click="ignore")
     histories = {k: History.from_result(r) for k, r in outcome.results.items()}
-    _chart(race_charts.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch, every lane (final)"),
-           "race.curves")
-    _chart(race_charts.race_heatmaps_chart(_by_label(histories)), "race.heatmaps")
+    show_chart(race_charts.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch, every lane "
+                                             "(final)", final=True, finals=_finals(outcome)), key="race.curves")
+    show_chart(race_charts.race_heatmaps_chart(_by_label(histories)), key="race.heatmaps")
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
@@ -168,6 +332,7 @@ projector = bool(st.session_state.get("class.projector"))
 preset = _preset()
 plan = current_plan()
 data = _data()
+_restore_vote()
 
 if projector:
     left, right = st.columns([4, 1], vertical_alignment="center")
@@ -201,32 +366,60 @@ if preset is None and ARCHS[plan.arch].torchvision:
     elif not projector:
         st.info(f"{plan.arch} trains slowly on a CPU; shapesnet races in seconds.", icon=":material/hourglass_top:")
 
-if preset is None and not projector:
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        st.multiselect("Strategies in the race", OPTIONS, key="race.strategies",
-                       persist_state=PERSIST, format_func=lane_label, on_change=_on_lanes)
-    with right:
-        st.checkbox(f"Add my plan ({plan.describe()})", key="race.own", persist_state=PERSIST, on_change=_on_lanes)
+if preset is None and not projector:  # full width: every lane's name and the whole plan stay readable
+    st.multiselect("Strategies in the race", OPTIONS, key="race.strategies", persist_state=PERSIST,
+                   format_func=lane_label, on_change=_on_lanes)
+    st.checkbox(f"Add my plan ({plan.describe()})", key="race.own", persist_state=PERSIST, on_change=_on_lanes)
 keys = _lane_keys()
 if st.session_state.get("race.prediction") not in keys:
     st.session_state["race.prediction"] = None  # e.g. a preset came or went since the prediction was made
+poll = _class_poll()
 names = {k: _label(k) for k in keys}  # looked up now: a format_func may be called outside this run
-st.radio(":material/psychology_alt: Before the start: which lane will reach the best validation accuracy?", keys,
-         key="race.prediction", persist_state=PERSIST, format_func=names.__getitem__, horizontal=True)
+if _needs_prediction():
+    st.radio(":material/psychology_alt: Before the start: which lane will reach the best validation accuracy?", keys,
+             key="race.prediction", persist_state=PERSIST, format_func=names.__getitem__, horizontal=True,
+             on_change=_vote)
+    if poll is not None and st.session_state.get("class.member"):
+        st.caption(f":material/groups: Class {st.session_state['class.code']}: your prediction is your vote in the "
+                   f"class poll (change it until the start; only counts are kept, never names).")
 predicted = st.session_state.get("race.prediction")
 b1, b2, _ = st.columns([2, 1, 3])
-b1.button(":material/play_arrow: Start the race", key="race.start", type="primary", on_click=_start, shortcut="Ctrl+Enter",
-          disabled=predicted not in keys or weights_missing,
+b1.button(":material/play_arrow: Start the race", key="race.start", type="primary", on_click=_start,
+          shortcut="Ctrl+Enter", disabled=(_needs_prediction() and predicted not in keys) or weights_missing,
           help="Enabled once you have predicted the winner (Ctrl+Enter).")
 b2.button(":material/stop_circle: Stop", key="race.stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
-          help="Stop the running lane and skip the rest (Alt+X).")
+          help="Stop watching the race (Alt+X). A race that classmates share goes on for them.")
 if not keys:
     st.caption("Pick at least one strategy, or add your plan.")
-elif predicted not in keys and not live.is_active(SLOT):
+elif _needs_prediction() and predicted not in keys and not live.is_active(SLOT):
     st.caption("Make your prediction to unlock **Start**.")
 if st.session_state["race.error"]:
     st.error(st.session_state["race.error"], icon=":material/warning:")
-live.live_fragment(SLOT, _draw_live)
-if st.session_state["race.result"] is not None and not live.is_active(SLOT):
-    _show_results(st.session_state["race.result"], projector)
+if st.session_state["race.note"]:
+    st.info(st.session_state["race.note"], icon=":material/logout:")
+
+outcome: RaceOutcome | None = st.session_state["race.result"]
+running = live.is_active(SLOT)
+shown = outcome is not None and not running and _is_shown_race(outcome.lanes, outcome.data)
+if running and _pick(st.session_state.get("race.job")) is not None and not projector:
+    st.markdown(f":material/psychology_alt: Your pick: **{_label(_pick(st.session_state['race.job']))}**")
+if projector and poll is not None and not shown:  # the class's predictions next to the live race
+    tally_col, race_col = st.columns([2, 3], gap="large")
+    with tally_col:
+        @st.fragment(run_every=None if running else POLL_EVERY_S)  # live until the start
+        def _live_tally() -> None:
+            _tally(poll)
+
+        _live_tally()
+    with race_col:
+        live.live_fragment(SLOT, _draw_live)
+else:
+    live.live_fragment(SLOT, _draw_live)
+if shown:
+    if projector:
+        _show_projector_results(outcome)
+    else:
+        _show_results(outcome)
+elif outcome is not None and not running and not projector:
+    st.caption(f":material/history: Your last race ran other settings ({_describe(outcome.lanes, outcome.data)}); "
+               f"its results show again under those settings. Press Start to race the settings above.")

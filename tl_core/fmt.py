@@ -7,11 +7,35 @@ norm and list in the app's text goes through these functions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 
 
 def pct(x: float) -> str:
     """A fraction as a whole percentage: 0.925 -> "92%" (Python's round-half-even on the percentage)."""
     return f"{100 * x:.0f}%"
+
+
+def accuracy_value(x: float) -> float:
+    """An accuracy (a fraction) as the percentage the app shows for it: one decimal, halves rounded up.
+
+    0.975 -> 97.5, 0.9125 -> 91.3, 0.94 -> 94.0. Tables that show accuracies as numbers use these values with the
+    printf format ACCURACY_PRINTF, so they read exactly as `accuracy` writes them.
+    """
+    return float(Decimal(repr(round(100 * x, 6))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+ACCURACY_PRINTF = "%g%%"  # a table column of accuracy_value numbers, written as `accuracy` writes them
+
+
+def accuracy(x: float) -> str:
+    """An accuracy for a sentence, a table or a chart label: 0.975 -> "97.5%", 0.94 -> "94%" (accuracy_value's
+    rounding, no trailing ".0")."""
+    return f"{accuracy_value(x):g}%"
+
+
+def accuracy_points(a: float, b: float) -> float:
+    """a − b in percentage points, from the two accuracies as shown (so "97.5% vs 94%" is 3.5 points)."""
+    return round(accuracy_value(a) - accuracy_value(b), 1)
 
 
 def points(diff: float) -> str:

@@ -5,6 +5,7 @@ A page owns one job "slot" ("train", "race"). Its session-state keys:
     "<slot>.result"  the latest finished (or stopped) job's result; kept across page switches
     "<slot>.error"   why the latest job could not run or failed, for the learner (str or None)
     "<slot>.done"    id of the job whose outcome is in "<slot>.result" / "<slot>.error"
+    "<slot>.note"    what happened to a shared run this session left (str or None)
 
 Training never runs on the script thread: `start` submits a job, and `live_fragment` redraws only the live part
 of the page from the job's record buffer every `LIVE_EVERY_S` seconds while the job runs. While it waits in the
@@ -12,6 +13,10 @@ queue, the fragment shows only the queue position, every `QUEUED_EVERY_S` second
 their redraws would otherwise take CPU from the runs they wait for), and reruns the page once the job starts. When
 the job ends, the fragment moves its outcome into session state and reruns the whole page once, which draws the
 results and stops the timer.
+
+Shared runs (tl_core.jobs.manager): Start on a run identical to one a classmate started attaches this session to
+it; `sharers` says how many watch it, and Stop (`stop`) only detaches this session (the run is cancelled when
+nobody watches it any more). "<slot>.note" then says what happened to the run this session left.
 
 What survives what: switching pages keeps everything (session state). A browser reload starts a new session;
 the page's URL carries `?run=<job id>-<token>`, where the token is an HMAC of the job and the session that
@@ -33,7 +38,8 @@ from typing import Any
 import streamlit as st
 
 from tl_core.jobs.progress import Progress, queue_message
-from tl_core.jobs.manager import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager
+from tl_core.jobs.manager import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager,
+                                  peek_manager)
 from ui import session
 from ui.state import SLOT_SUFFIXES
 
@@ -58,9 +64,9 @@ def owner() -> str:
     return session.session_id()
 
 
-def _token(job: Job) -> str:
-    """A token for the URL that only this server process can make for this job and its owner."""
-    return hmac.new(_URL_KEY, f"{job.owner}:{job.id}".encode(), hashlib.sha256).hexdigest()[:20]
+def _token(student: str, job_id: int) -> str:
+    """A token for the URL that only this server process can make, for this job and a student watching it."""
+    return hmac.new(_URL_KEY, f"{student}:{job_id}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def current_job(slot: str) -> Job | None:
@@ -93,27 +99,94 @@ def harvest(slot: str) -> bool:
     return True
 
 
-def adopt_from_url(slot: str) -> None:
-    """After a browser reload: take over the job named in the URL, if this server still holds it and the token
-    matches. Call at the top of the page, after `init_slot`."""
-    if st.session_state.get(f"{slot}.job") is not None:
-        return
+def _url_run() -> tuple[Job, str] | None:
+    """The job the URL's ?run= names and the student whose token it carries, if this server still holds the job and
+    that student still watches it (any slot)."""
     raw = st.query_params.get(URL_PARAM, "")
     job_id, _, token = str(raw).partition("-")
-    if not job_id.isdigit():
-        return
-    job = get_manager().get(int(job_id))
-    if job is not None and job.label.startswith(f"{slot}:") and token == _token(job):
-        st.session_state[f"{slot}.job"] = job.id
+    mgr = peek_manager()  # no manager yet: no job to find (and none is created before a run needs it)
+    if not job_id.isdigit() or mgr is None:
+        return None
+    job = mgr.get(int(job_id))
+    if job is None:
+        return None
+    student = next((s for s in list(job.attached) if hmac.compare_digest(token, _token(s, job.id))), None)
+    return None if student is None else (job, student)
+
+
+def url_job() -> Job | None:
+    """The job the URL's ?run= names, if this server still holds it and the token matches (any slot)."""
+    found = _url_run()
+    return None if found is None else found[0]
+
+
+def slot_of(job: Job) -> str:
+    """The slot a job was started from (its label's prefix)."""
+    return job.label.partition(":")[0]
+
+
+def adopt_from_url(slot: str) -> Job | None:
+    """After a browser reload: take over the job named in the URL, if this server still holds it, the token matches
+    and it belongs to this slot; this session is attached to it (so it keeps the run alive). Call at the top of the
+    page, after `init_slot` (or from app.py before the sidebar, to restore what the run depends on first).
+
+    Returns:
+        The adopted job, or None (nothing to adopt, or the slot already has a job).
+    """
+    init_slot(slot)
+    if st.session_state.get(f"{slot}.job") is not None:
+        return None
+    found = _url_run()
+    if found is None or slot_of(found[0]) != slot:
+        return None
+    job, student = found
+    get_manager().attach(job.id, owner(), replacing=student)  # the same student, in a new tab
+    st.session_state[f"{slot}.job"] = job.id
+    return job
+
+
+def _restore_race(job: Job) -> None:
+    from ui.state import URL_PICK, restore_race
+
+    race = job.fn
+    if hasattr(race, "lanes") and hasattr(race, "data"):
+        restore_race(job.id, race.lanes, race.data, st.query_params.get(URL_PICK))
+
+
+# slot -> puts the session back on what an adopted job ran (its settings), before the sidebar's widgets are drawn
+RESTORERS: dict[str, Callable[[Job], None]] = {"race": _restore_race}
+
+
+def restore_from_url() -> Job | None:
+    """After a browser reload (app.py, before the sidebar): take over the job the URL names, in its own slot, and
+    restore what it ran (RESTORERS), so that the page shows the run with its own preset, data and seed. Only slots
+    with a restorer are taken over here; the others' pages adopt their runs in `setup`.
+
+    Returns:
+        The adopted job, or None (nothing to adopt, or this session already has a job in that slot).
+    """
+    job = url_job()
+    if job is None or slot_of(job) not in RESTORERS:  # other pages adopt their runs themselves (setup)
+        return None
+    adopted = adopt_from_url(slot_of(job))
+    if adopted is not None:
+        RESTORERS[slot_of(job)](adopted)
+    return adopted
 
 
 def sync_url(slot: str) -> None:
     """Put the slot's job into the page URL, so that a browser reload can pick it up again."""
     job = current_job(slot)
     if job is not None:
-        value = f"{job.id}-{_token(job)}"
+        value = f"{job.id}-{_token(get_manager().student_of(owner()), job.id)}"
         if st.query_params.get(URL_PARAM) != value:
             st.query_params[URL_PARAM] = value
+
+
+def sharers(slot: str) -> int:
+    """How many sessions watch the slot's job (1: only this one; 0: no job)."""
+    job = current_job(slot)
+    return 0 if job is None else get_manager().sharers(job)
 
 
 def setup(slot: str) -> None:
@@ -152,10 +225,11 @@ def start(slot: str, fn: Callable[[JobContext], Any], label: str) -> Job | None:
         return None
     for s in st.session_state.get(SLOTS_KEY, []):  # keep every finished outcome before the manager forgets
         harvest(s)                                  # this session's old jobs
-    mgr.forget(me)
+    mgr.release(me)
     job = mgr.submit(fn, owner=me, label=f"{slot}: {label}")
     st.session_state[f"{slot}.job"] = job.id
     st.session_state[f"{slot}.error"] = None
+    st.session_state[f"{slot}.note"] = None
     return job
 
 
@@ -194,8 +268,22 @@ def collect_quick(key: str, spinner: str, wait_s: float = 60.0) -> tuple[str, An
 
 
 def stop(slot: str) -> None:
-    """Ask the slot's job to stop (use from an on_click callback). Safe twice, and with no job at all."""
-    get_manager().cancel(st.session_state.get(f"{slot}.job"))
+    """Stop the slot's job for this session (use from an on_click callback). Safe twice, and with no job at all.
+
+    A run nobody else watches is cancelled (its salvaged result is shown as usual). A shared run goes on for the
+    classmates who watch it: this session is detached and its slot forgets the run ("<slot>.note" says so).
+    """
+    init_slot(slot)
+    job = current_job(slot)
+    if job is None or not job.active:
+        return
+    left = get_manager().detach(job.id, owner())
+    if left:
+        st.session_state[f"{slot}.job"] = None
+        st.session_state[f"{slot}.note"] = (f"You left the shared run; it goes on for {left} "
+                                            f"classmate{'' if left == 1 else 's'}.")
+        if URL_PARAM in st.query_params:
+            del st.query_params[URL_PARAM]
 
 
 def show_queued(job: Job) -> None:

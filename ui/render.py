@@ -19,14 +19,21 @@ from ui.charts.theme import Chart
 if TYPE_CHECKING:  # pandas costs a quarter of a second to import: only pages that draw tables pay it
     import pandas as pd
 
-# The projector view: no sidebar or header, the main column full width, large type.
+# The projector view: no sidebar or header, the main column full width, and no text under 28 px (read from 10 m): body
+# text, tables, captions, labels, alerts and the progress line at 30 px, headings larger. Charts scale through
+# ui.charts.theme.for_projector (show_chart).
 PROJECTOR_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] {display: none;}
 [data-testid="stMainBlockContainer"] {max-width: 100%; padding: 1rem 2rem;}
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li, [data-testid="stCaptionContainer"],
-[data-testid="stWidgetLabel"] p, [data-testid="stAlert"] p, [data-testid="stProgress"] p {font-size: 1.6rem;}
-[data-testid="stHeading"] h1 {font-size: 3.2rem;}
-[data-testid="stHeading"] h2 {font-size: 2.4rem;}
+[data-testid="stMarkdownContainer"] td, [data-testid="stMarkdownContainer"] th,
+[data-testid="stWidgetLabel"] p, [data-testid="stAlert"] p, [data-testid="stProgress"] p,
+[data-testid="stBaseButton-primary"] p, [data-testid="stBaseButton-secondary"] p {font-size: 30px; line-height: 1.3;}
+[data-testid="stMarkdownContainer"] td, [data-testid="stMarkdownContainer"] th {padding: 0.3rem 0.8rem;}
+[data-testid="stHeading"] h1 {font-size: 56px;}
+[data-testid="stHeading"] h2, [data-testid="stMarkdownContainer"] h2 {font-size: 44px;}
+[data-testid="stHeading"] h3, [data-testid="stMarkdownContainer"] h3 {font-size: 36px;}
+[data-testid="stMarkdownContainer"] h4 {font-size: 32px;}
 </style>"""
 
 

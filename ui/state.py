@@ -19,14 +19,16 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core.classroom.presets import URL_PRESET, URL_SEED, URL_VIEW, Preset, get_preset, parse_scenario
+from tl_core.classroom.polls import ClassClosed, get_registry, new_member
+from tl_core.classroom.presets import (URL_CLASS, URL_PRESET, URL_SEED, URL_VIEW, Preset, find_preset, get_preset,
+                                       parse_scenario)
 from tl_core.training.plan import Plan, make_plan
 
 PERSIST = "session"  # pass as persist_state= to keep a widget's value across page switches (needs key=)
 
 DEFAULT_N_PER_CLASS = 20  # little data ...
 DEFAULT_SIMILARITY = 0.8  # ... similar to the source: "fine-tune only the final layers", the default plan
-SLOT_SUFFIXES = ("job", "result", "error", "done")  # a job slot's keys, see ui.live
+SLOT_SUFFIXES = ("job", "result", "error", "done", "note")  # a job slot's keys, see ui.live
 
 
 def _default_plan() -> dict[str, Any]:
@@ -56,9 +58,13 @@ DEFAULTS: dict[str, Default] = {
     # classroom (app.py, pages/instructor.py, pages/race.py)
     "race.preset": None,  # key of the class preset whose lanes the race runs (tl_core.classroom.presets), or None
     "class.projector": False,  # projector view: only the race, large, no sidebar (sidebar toggle; ?view=projector)
-    "class.link": None,  # the (preset, seed, view) query parameters last applied: a link applies once per session
+    "class.link": None,  # the (preset, seed, view, class) query parameters last applied: once per session and link
     "class.link_problems": (),  # why parts of that link were refused, for the learner
+    "class.code": None,  # the class (tl_core.classroom.polls) this session is in, or leads (instructor), or None
+    "class.member": None,  # this tab's opaque member token in that class (None for the instructor and projector)
 }
+URL_MEMBER = "member"  # query parameter: the tab's member token, so that a reload is the same member (no double vote)
+URL_PICK = "pick"  # query parameter: the lane this tab predicted for the race in ?run= (kept through a reload)
 
 
 def _slot(slot: str) -> dict[str, Default]:
@@ -69,7 +75,8 @@ def _slot(slot: str) -> dict[str, Default]:
 def _race() -> dict[str, Default]:
     from tl_core.experiments.race import DEFAULT_RACE
 
-    return {**_slot("race"), "race.strategies": list(DEFAULT_RACE), "race.own": False, "race.prediction": None}
+    return {**_slot("race"), "race.strategies": list(DEFAULT_RACE), "race.own": False, "race.prediction": None,
+            "race.pick": None}  # (job id, lane key): the prediction this session made for that race
 
 
 def _matrix_lab() -> dict[str, Default]:
@@ -221,28 +228,30 @@ def leave_preset() -> None:
     st.session_state["race.prediction"] = None
 
 
-def _link() -> tuple[str | None, str | None, str | None]:
-    return tuple(st.query_params.get(k) for k in (URL_PRESET, URL_SEED, URL_VIEW))
+def _link() -> tuple[str | None, ...]:
+    return tuple(st.query_params.get(k) for k in (URL_PRESET, URL_SEED, URL_VIEW, URL_CLASS))
 
 
 def apply_link() -> tuple[str, ...]:
-    """Apply the URL's class link (?preset=...&seed=...&view=...) once per session and link; call it in app.py
-    before the sidebar is drawn.
+    """Apply the URL's class link (?preset=...&seed=...&view=...&class=...) once per session and link; call it in
+    app.py before the sidebar is drawn.
 
     A link is applied again only when its parameters change, so a learner who then changes the seed or the lanes
-    keeps those changes on every rerun. Refused parts (an unknown preset, a bad seed) are reported and change
-    nothing; valid parts are applied.
+    keeps those changes on every rerun. Refused parts (an unknown preset, a bad seed, an expired class) are reported
+    and change nothing; valid parts are applied. A student's tab joins the link's class under a member token kept in
+    the URL (?member=), so a reload is the same member; the projector view watches the class without joining it.
 
     Returns:
         One sentence per refused part of the current link (empty when all was fine or there is no link).
     """
     ss = st.session_state
     raw = _link()
-    if raw == (None, None, None):
+    if raw == (None,) * len(raw):
         return ()
     if raw == ss["class.link"]:
         return ss["class.link_problems"]
     scenario = parse_scenario(st.query_params.to_dict())
+    problems = list(scenario.problems)
     if scenario.preset is not None:
         apply_preset(scenario.preset.key, scenario.seed)
     elif scenario.seed is not None:
@@ -250,8 +259,79 @@ def apply_link() -> tuple[str, ...]:
         on_seed_change()
     if scenario.projector is not None:
         ss["class.projector"] = scenario.projector
-    ss["class.link"], ss["class.link_problems"] = raw, scenario.problems
-    return scenario.problems
+    if scenario.class_code is not None:
+        problem = join_class(scenario.class_code, watch_only=bool(ss["class.projector"]))
+        if problem:
+            problems.append(problem)
+    ss["class.link"], ss["class.link_problems"] = raw, tuple(problems)
+    return tuple(problems)
+
+
+def join_class(code: str, *, watch_only: bool = False) -> str | None:
+    """Put this session in a class: as a counted member (a student's tab), or watching only (projector,
+    instructor). Returns why not, or None."""
+    ss = st.session_state
+    registry = get_registry()
+    if not registry.is_open(code):
+        return (f"The class {code} has ended (classes close a few hours after they open) or never existed: your "
+                f"predictions are yours alone. Ask the instructor for the current link.")
+    ss["class.code"] = code
+    if watch_only:
+        ss["class.member"] = None
+        return None
+    member = str(st.query_params.get(URL_MEMBER) or "") or ss["class.member"] or new_member()
+    try:
+        registry.join(code, member)
+    except (ClassClosed, ValueError) as e:
+        ss["class.code"] = None
+        return str(e)
+    ss["class.member"] = member
+    if st.query_params.get(URL_MEMBER) != member:
+        st.query_params[URL_MEMBER] = member
+    return None
+
+
+def lead_class(code: str) -> None:
+    """Callback: this session leads a class (the instructor): it watches its polls without being counted."""
+    st.session_state["class.code"] = code
+    st.session_state["class.member"] = None
+
+
+def remember_link() -> None:
+    """After a page rewrote the link's own parameters (preset, seed, ...) in the URL: note them as applied, so the
+    next run does not apply them again."""
+    st.session_state["class.link"] = _link()
+
+
+def restore_race(job_id: int, lanes: Any, data: Any, pick: str | None = None) -> None:
+    """After a reload that took a race over (ui.live): put this session on what that race ran, before the sidebar
+    is drawn: its class preset (found from its lanes and data) and seed, else its data knobs, seed and lanes; and
+    the pick this tab made for it, if it is one of the race's lanes.
+
+    Args:
+        job_id: The race's job id (ui.live).
+        lanes: The race's lanes (tl_core.experiments.race.Lane), in order.
+        data: Its tl_core.data.datasets.DataSpec.
+        pick: The lane key this tab predicted (from the URL), or None.
+    """
+    ss = st.session_state
+    keys = [lane.key for lane in lanes]
+    preset = find_preset(keys, data.n_per_class, data.similarity)
+    if preset is not None:
+        if ss.get("race.preset") != preset.key or int(ss["seed"]) != data.seed:
+            apply_preset(preset.key, data.seed)
+    else:
+        ss["race.preset"] = None
+        ss["seed"] = int(data.seed)
+        on_seed_change()
+        set_data(int(data.n_per_class), float(data.similarity))
+        ss["race.strategies"] = [k for k in keys if k != "my_plan"]
+        ss["race.own"] = "my_plan" in keys
+        own = next((lane.plan for lane in lanes if lane.key == "my_plan"), None)
+        if own is not None:
+            set_plan(own)
+    if pick in keys:
+        ss["race.pick"] = (job_id, pick)
 
 
 def set_projector(on: bool) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from tl_core.fmt import accuracy, accuracy_points
 from tl_core.training.plan import STRATEGIES, Plan, make_plan
 from tl_core.training.records import RunResult
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:  # torch-importing modules, for type hints only
 MAX_SEED = 2**31 - 1  # the largest seed the app accepts (the sidebar's maximum)
 ARCH = "shapesnet"  # presets race the built-in network: seconds per lane on a laptop, no downloads
 URL_PRESET, URL_SEED, URL_VIEW = "preset", "seed", "view"  # query parameter names
-PROJECTOR = "projector"  # ?view=projector: the race, large, without the sidebar
+URL_CLASS = "class"  # ?class=<code>: the class (tl_core.classroom.polls) whose poll the student answers
+PROJECTOR = "projector"  # ?view=projector: the race, large, without the sidebar (any case: ?view=PROJECTOR)
 NEAR_POINTS = 2.0  # accuracy differences below this many percentage points are called "about the same"
 
 
@@ -169,6 +171,7 @@ class Scenario:
     seed: int | None  # the seed to use, if the link gives a valid one
     projector: bool | None  # ?view=projector -> True, ?view=normal -> False, no view parameter -> None
     problems: tuple[str, ...] = ()  # one sentence per parameter that was refused (and so not applied)
+    class_code: str | None = None  # ?class=<code>, normalised, if shaped like a class code (open or not)
 
 
 def _first(value: Any) -> str | None:
@@ -190,7 +193,10 @@ def parse_seed(raw: str) -> int:
 
 
 def parse_scenario(params: Mapping[str, Any]) -> Scenario:
-    """Check a link's `preset`, `seed` and `view` parameters; refused ones are reported, never half-applied.
+    """Check a link's `preset`, `seed`, `view` and `class` parameters; refused ones are reported, never half-applied.
+
+    Names and views are read in any case (`?preset=BN_Trap&view=PROJECTOR`); whether a class is still open is for
+    the caller to check (tl_core.classroom.polls).
 
     Args:
         params: The query parameters (e.g. `st.query_params.to_dict()`); other keys are ignored.
@@ -198,12 +204,14 @@ def parse_scenario(params: Mapping[str, Any]) -> Scenario:
     Returns:
         The scenario: what to apply, and one problem sentence per refused parameter.
     """
+    from tl_core.classroom.polls import normalise_code, valid_code
+
     problems: list[str] = []
-    preset = seed = projector = None
+    preset = seed = projector = class_code = None
     raw = _first(params.get(URL_PRESET))
     if raw is not None:
         try:
-            preset = get_preset(raw)
+            preset = get_preset(raw.lower())
         except ValueError as e:
             problems.append(f"The link asks for a preset the app does not know. {e}")
     raw = _first(params.get(URL_SEED))
@@ -214,15 +222,21 @@ def parse_scenario(params: Mapping[str, Any]) -> Scenario:
             problems.append(str(e))
     raw = _first(params.get(URL_VIEW))
     if raw is not None:
-        if raw in (PROJECTOR, "normal"):
-            projector = raw == PROJECTOR
+        if raw.lower() in (PROJECTOR, "normal"):
+            projector = raw.lower() == PROJECTOR
         else:
             problems.append(f"The link asks for view {raw!r}; the app knows 'projector' and 'normal'.")
+    raw = _first(params.get(URL_CLASS))
+    if raw is not None:
+        if valid_code(raw):
+            class_code = normalise_code(raw)
+        else:
+            problems.append(f"The link's class code {raw!r} is not a class code; ask the instructor for the link.")
     if problems:
         problems.append("The rest of the link was applied; the refused parts keep their current settings."
-                        if (preset, seed, projector) != (None, None, None) else
+                        if (preset, seed, projector, class_code) != (None, None, None, None) else
                         "Nothing from the link was applied; the app keeps its current settings.")
-    return Scenario(preset, seed, projector, tuple(problems))
+    return Scenario(preset, seed, projector, tuple(problems), class_code)
 
 
 def app_root(url: str, page_path: str = "") -> str:
@@ -234,33 +248,33 @@ def app_root(url: str, page_path: str = "") -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def share_url(root: str, preset: str, seed: int, *, projector: bool = False, page: str = "race") -> str:
-    """The link that opens a preset with a seed on a page (by default the race).
+def share_url(root: str, preset: str, seed: int, *, projector: bool = False, page: str = "race",
+              class_code: str | None = None) -> str:
+    """The link that opens a preset with a seed on a page (by default the race), in a class if a code is given.
 
     Raises:
-        ValueError: For an unknown preset or an invalid seed.
+        ValueError: For an unknown preset, an invalid seed or a malformed class code.
     """
+    from tl_core.classroom.polls import normalise_code, valid_code
+
     get_preset(preset)
     parse_seed(str(seed))
-    query = {URL_PRESET: preset, URL_SEED: seed, **({URL_VIEW: PROJECTOR} if projector else {})}
+    if class_code is not None and not valid_code(class_code):
+        raise ValueError(f"{class_code!r} is not a class code.")
+    query = {URL_PRESET: preset, URL_SEED: seed, **({URL_VIEW: PROJECTOR} if projector else {}),
+             **({URL_CLASS: normalise_code(class_code)} if class_code is not None else {})}
     return f"{root.rstrip('/')}/{page}?{urlencode(query)}"
 
 
 # ---- commentary from the finished run ----------------------------------------------------------------------------
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
-def _points(a: float, b: float) -> float:
-    """a − b in percentage points."""
-    return 100 * (a - b)
+_pct = accuracy  # every accuracy as the race's table and verdict write it (tl_core.fmt)
+_points = accuracy_points  # a − b in points, from the accuracies as shown
 
 
 def _signed(diff_points: float) -> str:
-    """'+3 points', '-1 point', '-0.5 points' (one decimal below one point), '+0 points'."""
-    if 0 < abs(diff_points) < 0.95:
-        return f"{diff_points:+.1f} points"
-    return f"{diff_points:+.0f} point{'' if round(abs(diff_points)) == 1 else 's'}"
+    """'+3 points', '-1 point', '-0.5 points', '+3.5 points', '+0 points' (the difference of two shown accuracies,
+    so at most one decimal)."""
+    return f"{'+' if diff_points >= 0 else '-'}{abs(diff_points):g} point{'' if abs(diff_points) == 1 else 's'}"
 
 
 def _compare(diff_points: float) -> str:
@@ -341,7 +355,7 @@ def _bn_commentary(keep: RunResult, moved: RunResult) -> list[str]:
     else:
         out.append("Their BatchNorm statistics did not change in either lane.")
     diff = _points(moved.final_val_acc, keep.final_val_acc)
-    how = ("barely moved" if abs(diff) < NEAR_POINTS else ("rose" if diff > 0 else "fell") + f" by {abs(diff):.0f} points")
+    how = ("barely moved" if abs(diff) < NEAR_POINTS else ("rose" if diff > 0 else "fell") + f" by {abs(diff):g} points")
     out.append(f"Accuracy {how}: {_pct(keep.final_val_acc)} kept, {_pct(moved.final_val_acc)} re-estimated. "
                f"Whether re-estimating helps or hurts depends on the data and the seed.")
     return out

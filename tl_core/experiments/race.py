@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from tl_core.fmt import ordinal, pct
+from tl_core.fmt import accuracy, accuracy_value, ordinal
 from tl_core.training.plan import STRATEGIES, Plan, fit_batch_size, make_plan
 from tl_core.training.records import Record, RunResult
 
@@ -161,9 +161,18 @@ def lane_label(key: str) -> str:
     return STRATEGIES[key].label if key in STRATEGIES else ("My plan" if key == "my_plan" else key)
 
 
-def race_rows_for_display(rows: list[dict]) -> list[dict]:
-    """tl_core.experiments.race.race_table rows, with readable column names, for a table."""
-    return [{"Rank": i + 1, "Strategy": r["strategy"], "Validation accuracy": r["accuracy"],
+def race_rows_for_display(rows: list[dict], *, as_shown: bool = False) -> list[dict]:
+    """tl_core.experiments.race.race_table rows, with readable column names, for a table.
+
+    Args:
+        rows: race_table rows.
+        as_shown: Accuracies as the percentages the verdict writes (tl_core.fmt.accuracy_value; show them with
+            fmt.ACCURACY_PRINTF), instead of fractions.
+    """
+    def acc(x: float | None) -> float | None:
+        return x if x is None or not as_shown else accuracy_value(x)
+
+    return [{"Rank": i + 1, "Strategy": r["strategy"], "Validation accuracy": acc(r["accuracy"]),
              "Wall time (s)": r["wall_s"], "Trainable parameters": r["trainable_params"],
              "Total parameters": r["total_params"], "Status": r["status"]} for i, r in enumerate(rows)]
 
@@ -176,20 +185,21 @@ def race_verdict(rows: list[dict], predicted: str | None) -> str:
         predicted: The lane key the learner picked before the start.
 
     Returns:
-        E.g. "You predicted From scratch; Fine-tune only the final layers won with 93% (From scratch: 34%, 4th of 4)."
+        E.g. "You predicted From scratch; Fine-tune only the final layers won with 93.5% (From scratch: 34%, 4th of
+        4)." Accuracies are written by tl_core.fmt.accuracy, as in the race's table.
     """
     done = [r for r in rows if r["accuracy"] is not None and r["status"] == "finished"]
     if not done:
         return "No lane finished, so there is no winner to compare with."
     win = done[0]
     if predicted is None:
-        return f"{win['strategy']} won with {pct(win['accuracy'])}."
+        return f"{win['strategy']} won with {accuracy(win['accuracy'])}."
     mine = next((r for r in rows if r["lane"] == predicted), None)
     if mine is None or mine["accuracy"] is None:
         return (f"Your pick, {lane_label(predicted)}, did not finish; {win['strategy']} won with "
-                f"{pct(win['accuracy'])}.")
+                f"{accuracy(win['accuracy'])}.")
     if mine["lane"] == win["lane"] or mine["accuracy"] >= win["accuracy"] - 1e-9:
-        return f"You called it: {mine['strategy']} won with {pct(mine['accuracy'])}."
+        return f"You called it: {mine['strategy']} won with {accuracy(mine['accuracy'])}."
     rank = next(i for i, r in enumerate(rows, start=1) if r["lane"] == predicted)
-    return (f"You predicted {mine['strategy']}; {win['strategy']} won with {pct(win['accuracy'])} "
-            f"({mine['strategy']}: {pct(mine['accuracy'])}, {ordinal(rank)} of {len(rows)}).")
+    return (f"You predicted {mine['strategy']}; {win['strategy']} won with {accuracy(win['accuracy'])} "
+            f"({mine['strategy']}: {accuracy(mine['accuracy'])}, {ordinal(rank)} of {len(rows)}).")

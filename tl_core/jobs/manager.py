@@ -1,10 +1,18 @@
-"""One process-wide job manager: training runs off the UI thread, a concurrency limit, a fair queue and cancel.
+"""One process-wide job manager: training runs off the UI thread, a concurrency limit, a fair queue, shared runs.
 
 Every browser session submits its runs here. At most `limit` jobs run at once (default: the CPU's cores, or 1 on
 a GPU); the rest wait in a queue that takes one job per session in turn, so a student who queues twice cannot
 push everyone else back. Running jobs split the CPU cores between them (a lone job gets them all), which keeps
 PyTorch's thread pools from oversubscribing the machine. A job streams records into its own thread-safe buffer,
 which the page redraws from.
+
+Shared runs: a job that knows what determines its result (`fn.share_key()`, see tl_core.jobs.work) is shared. A
+session that submits a job with the same key as one that is queued, running, or finished and still held (its
+result is kept in a cache bounded in entries and bytes, `ResultCache`) is *attached* to that job instead of
+queueing a second one: the same record stream, the same result. `detach` takes one session off a job; the job is
+cancelled only when no session is attached any more. A job whose key is None (a run that is not deterministic,
+or a learner's own upload) is never shared. Sharing and the queue live here, on the app's side of the `Executor`
+seam: an executor only runs one job function.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,12 +67,14 @@ class JobContext:
 
 @dataclass
 class Job:
-    """A unit of work owned by one session."""
+    """A unit of work, submitted by one session and watched by every session attached to it."""
 
     id: int
-    owner: str  # the session that submitted it
+    owner: str  # the session that submitted it (its turn in the fair queue)
     label: str  # shown in queue messages
     fn: Callable[[JobContext], Any]
+    key: str | None = None  # what determines the result (fn.share_key()); None: never shared
+    attached: set[str] = field(default_factory=set)  # sessions that watch it and want its result (owner first)
     state: str = QUEUED
     buffer: RecordBuffer = field(default_factory=RecordBuffer)
     cancel_event: threading.Event = field(default_factory=threading.Event)
@@ -81,6 +93,11 @@ class Job:
     @property
     def active(self) -> bool:
         return self.state in (QUEUED, RUNNING)
+
+    @property
+    def shareable(self) -> bool:
+        """Whether another session may attach now: it has a key and is not being stopped or failed."""
+        return self.key is not None and not self.cancel_event.is_set() and self.state in (QUEUED, RUNNING, DONE)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job ends (for scripts and tests; the UI polls instead)."""
@@ -148,10 +165,105 @@ def default_thread_cap() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-class JobManager:
-    """Runs jobs on worker threads, at most `limit` at a time, taking queued jobs round-robin by owner."""
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else default
 
-    def __init__(self, limit: int | None = None, executor: Executor | None = None) -> None:
+
+def approx_nbytes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
+    """About how many bytes an object holds: tensors and arrays by their data, containers and dataclasses by
+    their items (each object once), anything else by sys.getsizeof. For bounding the result cache, not exact."""
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen or _depth > 12:
+        return 0
+    seen.add(id(obj))
+    if hasattr(obj, "element_size") and hasattr(obj, "nelement"):  # a torch tensor
+        return int(obj.element_size() * obj.nelement())
+    if hasattr(obj, "nbytes") and hasattr(obj, "dtype"):  # a numpy array
+        return int(obj.nbytes)
+    size = sys.getsizeof(obj, 64)
+    if isinstance(obj, dict):
+        items = list(obj.keys()) + list(obj.values())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        items = list(obj)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        items = list(vars(obj).values())
+    else:
+        return size
+    return size + sum(approx_nbytes(x, seen, _depth + 1) for x in items)
+
+
+class ResultCache:
+    """Finished shared jobs by key, least recently used first out, bounded in entries and in bytes.
+
+    Not thread-safe by itself: the manager calls it with its lock held.
+    """
+
+    def __init__(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+        self.max_entries = max_entries if max_entries is not None else _env_int("TLP_RESULT_CACHE_ENTRIES", 64)
+        self.max_bytes = (max_bytes if max_bytes is not None
+                          else _env_int("TLP_RESULT_CACHE_MB", 512) * 2**20)
+        self._jobs: OrderedDict[str, tuple[Job, int]] = OrderedDict()  # key -> (job, its result's bytes)
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def put(self, job: Job) -> bool:
+        """Keep a finished job's result (evicting the least recently used). Returns whether it was kept: a result
+        larger than the whole budget is not."""
+        if job.key is None or job.state != DONE:
+            return False
+        size = approx_nbytes(job.result)
+        if size > self.max_bytes:
+            return False
+        self.drop(job.key)
+        self._jobs[job.key] = (job, size)
+        self.bytes += size
+        while len(self._jobs) > self.max_entries or self.bytes > self.max_bytes:
+            _, (_, freed) = self._jobs.popitem(last=False)
+            self.bytes -= freed
+        return True
+
+    def get(self, key: str) -> Job | None:
+        """The cached job with this key (now the most recently used), or None."""
+        hit = self._jobs.get(key)
+        if hit is None:
+            return None
+        self._jobs.move_to_end(key)
+        return hit[0]
+
+    def by_id(self, job_id: int) -> Job | None:
+        return next((job for job, _ in self._jobs.values() if job.id == job_id), None)
+
+    def drop(self, key: str) -> None:
+        hit = self._jobs.pop(key, None)
+        if hit is not None:
+            self.bytes -= hit[1]
+
+    def clear(self) -> None:
+        self._jobs.clear()
+        self.bytes = 0
+
+
+def share_key_of(fn: Callable[..., Any]) -> str | None:
+    """A job function's share key (`fn.share_key()`), or None when it has none or cannot say."""
+    method = getattr(fn, "share_key", None)
+    if method is None:
+        return None
+    try:
+        return method()
+    except Exception:  # noqa: BLE001 - a key we cannot compute only means the run is not shared
+        traceback.print_exc()
+        return None
+
+
+class JobManager:
+    """Runs jobs on worker threads, at most `limit` at a time, taking queued jobs round-robin by owner, and shares
+    identical deterministic runs between the sessions that ask for them."""
+
+    def __init__(self, limit: int | None = None, executor: Executor | None = None,
+                 cache: ResultCache | None = None) -> None:
         self.executor = executor if executor is not None else default_executor()
         self.limit = limit if limit is not None else default_limit()
         self.cores = max(1, os.cpu_count() or 1)
@@ -165,25 +277,72 @@ class JobManager:
         self._last_served: dict[str, int] = {}  # owner -> ticket of its last start (for fairness)
         self._tickets = itertools.count()
         self._ids = itertools.count(1)
+        self.cache = cache if cache is not None else ResultCache()  # finished shared jobs, by key
+        self.computed = 0  # jobs that started running (a shared run counts once, however many watch it)
+        # A reload is a new session of the same student: `attach(..., replacing=old)` makes the new session an alias
+        # of the old one's student, so that Stop in either tab stops that student's interest, and a tab that ends
+        # detaches the student only when none of its tabs is left.
+        self._student: dict[str, str] = {}  # session -> the student it is (absent: itself)
+        self._tabs: dict[str, set[str]] = {}  # student -> its sessions that have not ended
 
     # ---- submitting and scheduling ----
-    def submit(self, fn: Callable[[JobContext], Any], *, owner: str, label: str = "run") -> Job:
-        """Queue a job. If the owner already has an active job, that job is returned instead (Start twice is safe).
+    def submit(self, fn: Callable[[JobContext], Any], *, owner: str, label: str = "run",
+               key: str | None = None) -> Job:
+        """Queue a job, or attach the owner to an identical one. Start twice is safe.
+
+        If the owner already watches an active job, that job is returned. Otherwise, if the job has a share key
+        (`key`, else `fn.share_key()`) and a job with that key is queued, running or finished and held, the owner
+        is attached to it and it is returned: nothing is queued again.
 
         Args:
             fn: Called on a worker thread with a JobContext; its return value becomes `job.result`.
             owner: The session id.
             label: Shown in queue messages.
+            key: What determines the result; default `fn.share_key()`. None never shares.
         """
+        if key is None:
+            key = share_key_of(fn)
         with self._lock:
+            student = self._seen(owner)
             for job in self._jobs.values():
-                if job.owner == owner and job.active:
+                if student in job.attached and job.active:
                     return job
-            job = Job(next(self._ids), owner, label, fn)
+            if key is not None:
+                twin = self._find_shared(key)
+                if twin is not None:
+                    twin.attached.add(student)
+                    self._jobs.setdefault(twin.id, twin)
+                    twin.forgotten = False
+                    return twin
+            job = Job(next(self._ids), owner, label, fn, key=key, attached={student})
             self._jobs[job.id] = job
             self._queue.append(job)
             self._dispatch()
             return job
+
+    def _who(self, session: str) -> str:  # call with the lock held
+        return self._student.get(session, session)
+
+    def _seen(self, session: str) -> str:  # call with the lock held: the session's student, noting the session
+        student = self._who(session)
+        self._tabs.setdefault(student, set()).add(session)
+        return student
+
+    def student_of(self, session: str) -> str:
+        """The student a session is (the first tab's session id; a reload that took a run over is the same one)."""
+        with self._lock:
+            return self._who(session)
+
+    def _find_shared(self, key: str) -> Job | None:  # call with the lock held
+        """A job with this key that a session may attach to: active ones first, then finished and held."""
+        held = [j for j in self._jobs.values() if j.key == key and j.shareable]
+        active = [j for j in held if j.active]
+        if active:
+            return active[0]
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        return held[0] if held else None
 
     def _next(self) -> Job | None:
         """The queued job whose owner was served longest ago (never-served owners first, then FIFO)."""
@@ -200,6 +359,7 @@ class JobManager:
             self._running.add(job.id)
             self._last_served[job.owner] = next(self._tickets)
             job.state, job.started = RUNNING, time.monotonic()
+            self.computed += 1
             threading.Thread(target=self._work, args=(job,), name=f"tl-job-{job.id}", daemon=True).start()
 
     def _work(self, job: Job) -> None:
@@ -220,6 +380,8 @@ class JobManager:
         with self._lock:
             job.result, job.error, job.state, job.finished = result, error, state, time.monotonic()
             self._running.discard(job.id)
+            if state == DONE and job.key is not None:
+                self.cache.put(job)
             if job.forgotten:
                 self._jobs.pop(job.id, None)
             self._dispatch()
@@ -235,8 +397,35 @@ class JobManager:
 
     # ---- asking about jobs ----
     def get(self, job_id: int | None) -> Job | None:
+        """A job this manager holds (for a session, or in the result cache), by id."""
         with self._lock:
-            return self._jobs.get(job_id) if job_id is not None else None
+            if job_id is None:
+                return None
+            return self._jobs.get(job_id) or self.cache.by_id(job_id)
+
+    def attach(self, job_id: int, owner: str, *, replacing: str | None = None) -> Job | None:
+        """Attach a session to a job it may watch. A reload that takes a run over passes `replacing`, a student the
+        job has attached: the new session is then that same student (Stop in either tab stops that student's
+        interest; the run stays alive while any of the student's tabs lives).
+
+        Returns:
+            The job, or None when the manager no longer holds it.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id) or self.cache.by_id(job_id)
+            if job is None:
+                return None
+            if replacing is not None and replacing in job.attached and self._who(owner) != replacing:
+                self._student[owner] = replacing
+            job.attached.add(self._seen(owner))
+            self._jobs.setdefault(job.id, job)
+            job.forgotten = False
+            return job
+
+    def sharers(self, job: Job) -> int:
+        """How many sessions watch a job (1 for a run that is nobody else's)."""
+        with self._lock:
+            return len(job.attached)
 
     def position(self, job: Job) -> int:
         """How many runs will start before this one: 0 if it is running or will start next."""
@@ -262,37 +451,95 @@ class JobManager:
             return {"running": len(self._running), "queued": len(self._queue), "limit": self.limit}
 
     def jobs_of(self, owner: str) -> list[Job]:
+        """Every job the session (its student) submitted or is attached to."""
         with self._lock:
-            return [j for j in self._jobs.values() if j.owner == owner]
+            student = self._who(owner)
+            return [j for j in self._jobs.values() if student in j.attached]
+
+    def counters(self) -> dict[str, int]:
+        """Shared runs at a glance: jobs computed so far, sessions watching an active job, results cached."""
+        with self._lock:
+            watching = sum(len(j.attached) for j in self._jobs.values() if j.active)
+            return {"computed": self.computed, "watching": watching, "cached": len(self.cache),
+                    "cached_bytes": self.cache.bytes}
 
     # ---- stopping ----
     def cancel(self, job_id: int | None) -> bool:
-        """Ask a job to stop. Safe to call twice, or on a finished job. Returns whether it was active."""
+        """Stop a job for everyone attached to it. Safe to call twice, or on a finished job. Returns whether it was
+        active. (A session's Stop button calls `detach`, which stops only that session's interest.)"""
         with self._lock:
             job = self._jobs.get(job_id) if job_id is not None else None
-            if job is None or not job.active:
-                return False
-            job.cancel_event.set()
-            if job.state == QUEUED:
-                self._queue.remove(job)
-                job.state, job.finished = CANCELLED, time.monotonic()
-                job.done_event.set()
-            return True
+            return job is not None and self._cancel(job)
+
+    def _cancel(self, job: Job) -> bool:  # call with the lock held
+        if not job.active:
+            return False
+        job.cancel_event.set()
+        if job.state == QUEUED:
+            self._queue.remove(job)
+            job.state, job.finished = CANCELLED, time.monotonic()
+            job.done_event.set()
+        return True
+
+    def detach(self, job_id: int | None, owner: str) -> int:
+        """Take one session's student off a job (its Stop); the job is cancelled when nobody is attached any more.
+
+        Returns:
+            How many students still watch the job (0: it was the last one, and an active job was cancelled).
+        """
+        with self._lock:
+            job = self._jobs.get(job_id) if job_id is not None else None
+            if job is None:
+                return 0
+            job.attached.discard(self._who(owner))
+            if not job.attached:
+                self._cancel(job)
+            return len(job.attached)
+
+    def _other_tabs(self, session: str) -> set[str]:  # call with the lock held
+        return self._tabs.get(self._who(session), set()) - {session}
 
     def cancel_owner(self, owner: str) -> int:
-        """Cancel every active job of a session (the session ended). Returns how many were cancelled."""
+        """A session ended: detach its student from every active job it watches, unless another of the student's
+        tabs lives on. Returns how many jobs that cancelled (jobs that others still watch go on)."""
         with self._lock:
-            ids = [j.id for j in self._jobs.values() if j.owner == owner and j.active]
-        return sum(self.cancel(i) for i in ids)
+            if self._other_tabs(owner):
+                return 0
+            student = self._who(owner)
+            ids = [j.id for j in self._jobs.values() if student in j.attached and j.active]
+        return sum(self.detach(i, owner) == 0 for i in ids)
 
     def forget(self, owner: str) -> None:
-        """Drop a session's finished jobs from memory; a job still stopping is dropped as soon as it ends."""
+        """A session ended (after `cancel_owner`): unless another of its student's tabs lives on, detach the student
+        from its jobs and drop the jobs nobody watches (a finished shared result stays in the cache; a job still
+        stopping is dropped as soon as it ends)."""
         with self._lock:
-            for job in [j for j in self._jobs.values() if j.owner == owner]:
-                if job.active:
-                    job.forgotten = True
-                else:
-                    del self._jobs[job.id]
+            student = self._who(owner)
+            others = self._other_tabs(owner)
+            self._student.pop(owner, None)
+            if others:
+                self._tabs[student] = others
+                return
+            self._tabs.pop(student, None)
+            self._drop(student, finished_only=False, session=owner)
+
+    def release(self, owner: str) -> None:
+        """The session's student starts something new: detach it from its finished jobs, dropping those nobody
+        watches (the page has already kept their outcomes)."""
+        with self._lock:
+            self._drop(self._who(owner), finished_only=True, session=owner)
+
+    def _drop(self, student: str, *, finished_only: bool, session: str) -> None:  # call with the lock held
+        for job in [j for j in self._jobs.values() if student in j.attached or j.owner == session]:
+            if finished_only and job.active:
+                continue
+            job.attached.discard(student)
+            if job.attached:
+                continue
+            if job.active:
+                job.forgotten = True
+            else:
+                del self._jobs[job.id]
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing runs or waits (for tests and benchmarks)."""
@@ -337,5 +584,7 @@ def get_manager() -> JobManager:
     global _MANAGER
     with _MANAGER_LOCK:
         if _MANAGER is None:
+            if "torch" in sys.modules:  # another thread (ui.warm) may be importing it: wait until it is whole, so
+                import torch  # noqa: F401  the limit sees a GPU (a partly imported torch has no .cuda yet)
             _MANAGER = JobManager()
         return _MANAGER

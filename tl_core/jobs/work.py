@@ -9,9 +9,13 @@ its finished epochs; a stopped lab sweep keeps the lanes it finished) or None.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
+import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tl_core.jobs.progress import Cancelled
@@ -30,6 +34,65 @@ if TYPE_CHECKING:
     from tl_core.training.estimate import Estimate
 
 
+# ---- shared runs: what determines a result ----------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def library_version() -> str:
+    """A fingerprint of the code that computes a run: every tl_core source file, torch's and torchvision's
+    versions. Any change to the library gives new share keys, so a cached result never outlives its code."""
+    import torch
+    import torchvision
+
+    h = hashlib.sha256(f"torch {torch.__version__} torchvision {torchvision.__version__}".encode())
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def source_checksum(arch: str) -> str:
+    """The checksum of the weights a run of this architecture starts from: the shipped source model's sha256 (from
+    its manifest, which loading checks), or the ImageNet file's (torch hub puts its sha256 prefix in the name)."""
+    if arch == "shapesnet":
+        from tl_core.models.source import MANIFEST_FILE
+
+        return str(json.loads(MANIFEST_FILE.read_text()).get("sha256", "missing"))
+    from tl_core.models.weights import weights_status
+
+    status = weights_status(arch)
+    return f"{status.filename}:{status.path.stat().st_size if status.available else 'missing'}"
+
+
+def runs_deterministically(plan: Plan) -> bool:
+    """Whether a plan's result is the same every time it runs here with its seed: on the CPU it is (the trainer
+    seeds everything); on a GPU only with PyTorch's deterministic algorithms on; never for a plan that says so
+    (`plan.deterministic` is False)."""
+    if getattr(plan, "deterministic", True) is False:
+        return False
+    if plan.device == "cpu":
+        return True
+    import torch
+
+    on_gpu = plan.device in ("cuda", "mps") or torch.cuda.is_available() or torch.backends.mps.is_available()
+    return not on_gpu or torch.are_deterministic_algorithms_enabled()
+
+
+def run_key(kind: str, plans: list[tuple[str, str, Plan]], data: DataSpec) -> str | None:
+    """The share key of a run: a hash of everything its result depends on, or None when it is not deterministic.
+
+    Args:
+        kind: What the job does ("train", "race").
+        plans: (lane key, label, plan) per trained plan, in order.
+        data: The data every plan trains on (its seed included).
+    """
+    if not all(runs_deterministically(p) for _, _, p in plans):
+        return None
+    payload = {"kind": kind, "plans": [[k, label, p.to_dict()] for k, label, p in plans], "data": asdict(data),
+               "sources": {p.arch: source_checksum(p.arch) for _, _, p in plans}, "version": library_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
 # ---- shapes-world training ------------------------------------------------------------------------------------
 @dataclass
 class TrainOutcome:
@@ -45,6 +108,10 @@ class TrainJob:
 
     plan: Plan  # a valid plan
     data: DataSpec  # the shapes-world target data
+
+    def share_key(self) -> str | None:
+        """What determines the result (plan, data, seed, source weights, library), or None: never shared."""
+        return run_key("train", [("run", "run", self.plan)], self.data)
 
     def __call__(self, ctx: JobContext) -> TrainOutcome:
         from tl_core.data.datasets import make_data
@@ -66,11 +133,20 @@ class RaceOutcome:
 
 @dataclass(frozen=True)
 class RaceJob:
-    """Race the lanes on the same data and seed; ctx.emit receives (lane key, record) pairs."""
+    """Race the lanes on the same data and seed; ctx.emit receives (lane key, record) pairs.
+
+    Identical races are shared between sessions (share_key): the prediction is not part of the key, so each
+    session keeps its own pick (the race page holds it) and `RaceOutcome.predicted` is the first submitter's.
+    """
 
     lanes: tuple[Lane, ...]  # the competitors (tl_core.experiments.race.race_lanes)
     data: DataSpec  # the shapes-world target data
-    predicted: str | None = None  # the learner's predicted winner (a lane key), returned with the outcome
+    predicted: str | None = field(default=None, compare=False)  # the submitter's predicted winner (a lane key)
+
+    def share_key(self) -> str | None:
+        """What determines the result (every lane's plan and label, the data and seed, source weights, library),
+        or None: never shared."""
+        return run_key("race", [(lane.key, lane.label, lane.plan) for lane in self.lanes], self.data)
 
     def __call__(self, ctx: JobContext) -> RaceOutcome:
         from tl_core.data.datasets import make_data

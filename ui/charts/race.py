@@ -1,12 +1,15 @@
-"""Charts of a race: every lane's validation accuracy on shared axes, and one gradient heatmap per lane.
+"""Charts of a race: every lane's validation accuracy on shared axes, one gradient heatmap per lane, and the
+class's predictions (a poll's tally).
 
 Plotly only (no torch, no streamlit). Lanes are keyed by their key in race order; each has a History.
 """
 
 from __future__ import annotations
 
+import math
+
 from tl_core.experiments.race import lane_label
-from tl_core.fmt import pct
+from tl_core.fmt import accuracy
 from tl_core.training.history import History
 from ui.charts import theme
 from ui.charts.theme import Chart
@@ -14,15 +17,19 @@ from ui.charts.training import heatmap_matrix
 
 
 def race_curves_chart(histories: dict[str, History], *,
-                      title: str = "Validation accuracy per epoch, every lane") -> Chart:
+                      title: str = "Validation accuracy per epoch, every lane", final: bool = False,
+                      finals: dict[str, float] | None = None) -> Chart:
     """Every lane's validation accuracy against the epoch, on shared axes.
 
     Args:
         histories: lane key -> History, in race order.
         title: The figure title.
+        final: The race is over: the takeaway names the winner and the last lane, not "so far".
+        finals: lane key -> final validation accuracy (the results table's numbers), used by the takeaway of a
+            finished race so that it reads as the table does.
 
     Returns:
-        A Chart whose takeaway names the best and the worst lane so far.
+        A Chart whose takeaway names the best and the worst lane (so far, while it runs).
     """
     latest = {k: h.val_points()[-1][1] for k, h in histories.items() if h.val_points()}
     if not latest:
@@ -38,11 +45,18 @@ def race_curves_chart(histories: dict[str, History], *,
     fig = theme.figure(data, title, 460, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0.5, xanchor="center"),
                   xaxis=theme.axis("epoch", tick0=1, dtick=theme.epoch_dtick(last_epoch)),
                   yaxis=theme.axis("validation accuracy", range=[0, 1.02], tickformat=".0%"))
+    if final and finals:
+        latest = {k: v for k, v in finals.items() if k in histories and v is not None} or latest
     best = max(latest, key=latest.get)
-    text = f"{lane_label(best)} is best so far with {pct(latest[best])} validation accuracy"
+    if final:
+        text = f"{lane_label(best)} finished best with {accuracy(latest[best])} validation accuracy"
+        verb = "finished last"
+    else:
+        text = f"{lane_label(best)} is best so far with {accuracy(latest[best])} validation accuracy"
+        verb = "is last"
     if len(latest) > 1:
         worst = min(latest, key=latest.get)
-        text += f"; {lane_label(worst)} is last with {pct(latest[worst])}"
+        text += f"; {lane_label(worst)} {verb} with {accuracy(latest[worst])}"
     return Chart(fig, text + ".")
 
 
@@ -95,3 +109,37 @@ def race_heatmaps_chart(histories: dict[str, History], *,
         trained = len(h.groups) - len(h.frozen_throughout())
         counts.append(f"{lane_label(key)} {trained} of {len(h.groups)}")
     return Chart(fig, f"Empty rows are frozen groups, which get no gradient. Groups trained: {'; '.join(counts)}.")
+
+
+def poll_chart(labels: list[str], counts: list[int], *, answer: int | None = None,
+               title: str = "The class's predictions") -> Chart:
+    """How many students predicted each option, as horizontal bars (the revealed answer, if any, in green).
+
+    Args:
+        labels: The options as shown, in the poll's order.
+        counts: Votes per option, in the same order.
+        answer: Index of the revealed answer, or None before the reveal.
+        title: The figure title.
+
+    Returns:
+        A Chart whose takeaway says how many predicted, and after the reveal how many got it.
+    """
+    if len(labels) != len(counts):
+        raise ValueError(f"One count per option: {len(labels)} options, {len(counts)} counts.")
+    total = sum(counts)
+    colours = [theme.GREEN if i == answer else (theme.GREY if answer is not None else theme.BLUE)
+               for i in range(len(labels))]
+    text = [f"{c} of {total}" if total else "0" for c in counts]
+    bars = dict(type="bar", orientation="h", y=[theme.wrap(label, 26) for label in labels], x=counts, text=text,
+                textposition="outside", cliponaxis=False, marker=dict(color=colours), hoverinfo="skip")
+    fig = theme.figure([bars], f"{title} ({total} student{'' if total == 1 else 's'})", 120 + 62 * len(labels),
+                       showlegend=False, margin=dict(l=10, r=40, t=70, b=10),
+                       xaxis=theme.axis(None, range=[0, max(counts + [1]) * 1.3], dtick=max(1, math.ceil(
+                           max(counts + [1]) / 5)), showticklabels=False, showgrid=False),
+                       yaxis=theme.axis(None, autorange="reversed", showgrid=False))
+    if total == 0:
+        return Chart(fig, "Nobody has predicted yet.")
+    if answer is None:
+        top = max(range(len(counts)), key=counts.__getitem__)
+        return Chart(fig, f"{total} predicted; the most popular pick is {labels[top]} ({counts[top]} of {total}).")
+    return Chart(fig, f"{labels[answer]} won: {counts[answer]} of {total} predicted it.")

@@ -44,7 +44,8 @@ ROLE_COLOURS: dict[str, str] = {
 FONT_FAMILY = "Source Sans Pro, Helvetica, Arial, sans-serif"
 BASE_SIZE = 16  # body text of every chart, in px
 FONT = dict(family=FONT_FAMILY, size=BASE_SIZE, color=BLACK)
-PROJECTOR_SCALE = 1.75  # the projector view multiplies every chart font by this (16 px -> 28 px)
+PROJECTOR_SCALE = 1.75  # the projector view multiplies every chart font by this (16 px -> 28 px) ...
+PROJECTOR_MIN_PX = 28  # ... and no text on a projected chart is smaller than this (read from 10 m)
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 # Roles also drawn with a pattern, not by colour alone.
@@ -157,7 +158,8 @@ def acc_axis(**kw: Any) -> dict:
 
 
 def for_projector(fig: go.Figure, scale: float = PROJECTOR_SCALE) -> go.Figure:
-    """A copy of a figure with every font (title, axes, ticks, legend, annotations, texts) scaled for the projector.
+    """A copy of a figure with every font (title, axes, ticks, legend, annotations, texts, colour bar) scaled for the
+    projector, none below PROJECTOR_MIN_PX.
 
     Args:
         fig: Any figure built from this theme.
@@ -172,11 +174,16 @@ def for_projector(fig: go.Figure, scale: float = PROJECTOR_SCALE) -> go.Figure:
 
     def grow(font: Any, default: float = BASE_SIZE) -> dict:
         size = (font.size if font is not None and font.size is not None else default) * scale
-        return dict(size=round(size))
+        return dict(size=max(PROJECTOR_MIN_PX, round(size)))
 
     layout = out.layout
     out.update_layout(font=grow(layout.font), title_font=grow(layout.title.font, BASE_SIZE + 2),
-                      legend_font=grow(layout.legend.font), height=round((layout.height or 400) * min(scale, 1.4)))
+                      legend_font=grow(layout.legend.font), height=round((layout.height or 400) * min(scale, 1.4)),
+                      hoverlabel=dict(font=grow(None)))
+    if any(getattr(t, "coloraxis", None) for t in out.data):  # a shared colour bar
+        bar = layout.coloraxis.colorbar
+        out.update_layout(coloraxis_colorbar=dict(tickfont=grow(bar.tickfont, BASE_SIZE - 1),
+                                                  title_font=grow(bar.title.font if bar.title else None)))
     out.for_each_xaxis(lambda a: a.update(tickfont=grow(a.tickfont, BASE_SIZE - 1), title_font=grow(a.title.font)))
     out.for_each_yaxis(lambda a: a.update(tickfont=grow(a.tickfont, BASE_SIZE - 1), title_font=grow(a.title.font)))
     out.for_each_annotation(lambda a: a.update(font=grow(a.font)))
