@@ -1,10 +1,13 @@
 """Page: explore pretrained models: classify a drawn shape, an uploaded image or a camera snapshot, top-k as a chart.
 
-The course's demo "Explore pre-trained models available for image classification in PyTorch", offline-first:
-ImageNet models are used only when their weights are already in the local torch hub cache (or uploaded as a
-.pth state dict); otherwise the page says exactly which file to fetch and where to put it. The shipped shapes
-model always works. Widget keys: "explorer.arch", "explorer.weights", "explorer.source", "explorer.shape",
-"explorer.seed", "explorer.style", "explorer.upload", "explorer.camera", "explorer.download".
+The course's demo "Explore pre-trained models available for image classification in PyTorch", and its third choice
+of re-use, "use entirely as-is": a pretrained network classifies with its own classes, unchanged and untrained.
+Offline-first: ImageNet models are used only when their weights are already in the local torch hub cache (or
+uploaded as a .pth state dict); otherwise the page says why they are needed, then offers to download them (where
+allowed) and says exactly which file to fetch and where to put it. The picture is shown whether or not a model can
+classify it yet. The shipped shapes model always works. File names are escaped where shown (ui.escape).
+Widget keys: "explorer.arch", "explorer.weights", "explorer.source", "explorer.shape", "explorer.seed",
+"explorer.style", "explorer.upload", "explorer.camera", "explorer.download".
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tl_core.data.safe_io import UnsafeInput, open_image
 from tl_core.models.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
 from ui import cached
 from ui.charts.own_data import topk_chart
+from ui.escape import md
 from ui.render import chart
 from ui.session import track
 from ui.state import PERSIST, init_state
@@ -53,11 +57,11 @@ def _custom_model(arch: str, upload: UploadedFile | None) -> tuple[nn.Module, li
     if cached is not None and cached["key"] == key:
         return cached["model"], cached["categories"]
     try:
-        with st.spinner(f"Checking {upload.name} against {arch}…"):
+        with st.spinner(f"Checking {md(upload.name)} against {arch}…"):
             state, categories = predict.load_custom_weights(data, arch)
     except ValueError as e:
         st.session_state.pop(P + "custom", None)
-        st.error(f"**{upload.name} cannot be used with {arch}.** {e}", icon=":material/block:")
+        st.error(f"**{md(upload.name)} cannot be used with {arch}.** {md(e)}", icon=":material/block:")
         return None
     model = predict.model_from_state_dict(arch, state)
     st.session_state[P + "custom"] = {"key": key, "model": model, "categories": categories}
@@ -104,10 +108,31 @@ def _image() -> tuple[Image.Image, str | None, str] | None:
         st.caption("No image yet.")
         return None
     try:
-        return open_image(file.getvalue()), None, file.name
+        return open_image(file.getvalue()), None, md(file.name)
     except UnsafeInput as e:
         st.error(str(e), icon=":material/block:")
         return None
+
+
+def _missing_weights(arch: str) -> None:
+    """Why the ImageNet weights are needed, then how to get them: the download offer first where it is allowed,
+    the offline steps otherwise (so the page never says it will not download and then offers to)."""
+    status = weights_status(arch)
+    if not ALLOW_DOWNLOADS:
+        st.warning(status.how_to_get(), icon=":material/inventory_2:")
+        return
+    st.warning(f"**ImageNet weights for `{arch}` are not on this machine.** The model needs them to recognise "
+               f"anything: without them its layers are random. The file `{status.filename}` "
+               f"({status.size_mb:.1f} MB) can be downloaded now, or, offline, put in place by hand.",
+               icon=":material/inventory_2:")
+    if st.button(f":material/download: Download {status.filename} ({status.size_mb:.0f} MB) now",
+                 key=P + "download"):
+        _download(arch)
+    with st.expander(":material/wifi_off: On a machine without internet"):
+        st.markdown(f"1. On a computer with internet access and this project, run "
+                    f"`python -m tl_core.models.fetch_weights {arch}` (or download {status.url} in a browser).\n"
+                    f"2. Copy `{status.filename}` into this folder on the server: `{status.path.parent}`\n"
+                    f"3. Reload the page.")
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------
@@ -119,6 +144,9 @@ st.title(":material/search: Pretrained model explorer")
 st.markdown("`torchvision.models` ships the famous architectures of the course (AlexNet, VGG, ResNet, DenseNet, "
             "Inception, MobileNet), each with weights trained on the 1000 classes of ImageNet. Show one a picture "
             "and see what it thinks. The playbook's own **shapes model** knows only six shapes, and works offline.")
+st.info("This is the course's third way to re-use a network, **use it entirely as-is**: no layer is changed and "
+        "nothing is trained, so the model can only answer with the classes it was trained on. The other two, "
+        "fine-tuning and re-training, are on the Train and Race pages.", icon=":material/inventory:")
 
 st.header("1 · Pick a model")
 archs = [SHAPES_ARCH, *torchvision_archs()]
@@ -132,6 +160,7 @@ with st.expander(":material/library_books: Which ImageNet weights are on this se
                                 "File (MB)": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Sizes and accuracies come from torchvision's metadata; nothing is downloaded to show this.")
 
+
 model, categories, name, own_head = None, None, arch, False
 if arch == SHAPES_ARCH:
     src = cached.shapes_model()
@@ -139,27 +168,28 @@ if arch == SHAPES_ARCH:
     st.info(f"The shipped ShapesNet, trained on {len(src.classes)} shapes ({', '.join(src.classes)}) at 32×32 "
             f"pixels. It works offline and sees any picture shrunk to 32×32.", icon=":material/category:")
 else:
+    status = weights_status(arch)
+    slot = st.container()  # the weights' status and how to get them, above the optional uploader
     upload = st.file_uploader(f"Optional: your own weights for {arch} (a .pth/.pt state dict)", type=["pth", "pt"],
                               key=P + "weights",
                               help="Loaded with weights_only=True (tensors only, no code) and checked key by key "
                                    "against the architecture before use.")
-    custom = _custom_model(arch, upload)
-    status = weights_status(arch)
-    if custom is not None:
-        model, categories = custom
-        own_head = True
-        st.success(f"Using your file {upload.name} ({len(categories)} classes).", icon=":material/description:")
-    elif status.available:
-        try:
-            model = cached.imagenet_model(arch)
-            st.success(f"ImageNet weights for {arch} loaded from this server's cache (no network).", icon=":material/check_circle:")
-        except ValueError as e:
-            st.error(str(e), icon=":material/block:")
-    else:
-        st.warning(status.how_to_get(), icon=":material/inventory_2:")
-        if ALLOW_DOWNLOADS and st.button(f":material/download: Download {status.filename} ({status.size_mb:.0f} MB) now",
-                                         key=P + "download"):
-            _download(arch)
+    with slot:
+        custom = _custom_model(arch, upload)
+        if custom is not None:
+            model, categories = custom
+            own_head = True
+            st.success(f"Using your file {md(upload.name)} ({len(categories)} classes).",
+                       icon=":material/description:")
+        elif status.available:
+            try:
+                model = cached.imagenet_model(arch)
+                st.success(f"ImageNet weights for {arch} loaded from this server's cache (no network).",
+                           icon=":material/check_circle:")
+            except ValueError as e:
+                st.error(str(e), icon=":material/block:")
+        else:
+            _missing_weights(arch)
 
 st.header("2 · Pick an image")
 st.radio("Image", list(SOURCES), format_func=SOURCES.get, horizontal=True, persist_state=PERSIST, key=P + "source",
@@ -169,20 +199,21 @@ picked = _image()
 st.header("3 · What the model sees")
 if picked is None:
     st.caption("Pick or upload an image above.")
-elif model is None:
-    st.caption(f"No weights for {arch} yet: get them as described above, upload a .pth file, or pick the shapes "
-               f"model.")
 else:
     image, truth, caption = picked
     left, right = st.columns([1, 2], gap="large")
-    with left:
+    with left:  # the picture is shown even before a model can classify it
         st.image(predict.enlarge(image) if max(image.size) <= 64 else image, caption=caption, width="stretch")
         st.image(predict.model_view(image, arch), caption="After the model's own preprocessing", width=160)
     with right:
-        if arch == SHAPES_ARCH:
+        if model is None:
+            st.info(f"No weights for {arch} yet, so nothing to classify with: get them as described above, upload "
+                    f"a .pth file, or pick the shapes model.", icon=":material/hourglass_empty:")
+        elif arch == SHAPES_ARCH:
             preds = predict.shapes_topk(image, k=len(categories), model=model, classes=tuple(categories))
             c = topk_chart(preds, name, truth, known=tuple(categories))
+            chart(c.fig, c.takeaway, key=P + "chart")
         else:
             preds = predict.imagenet_topk(model, arch, image, k=5, categories=categories if own_head else None)
             c = topk_chart(preds, arch, truth)
-        chart(c.fig, c.takeaway, key=P + "chart")
+            chart(c.fig, c.takeaway, key=P + "chart")

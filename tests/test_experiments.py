@@ -286,3 +286,49 @@ def test_a_sweep_on_the_high_level_different_target_shows_the_course_advice_losi
     assert any(t.startswith("Run 2 of 2: ") and " step " in t for t in texts), texts
     assert config.canonical() != LabConfig(sizes=(20,), similarities=(0.25,), n_val_per_class=25,
                                            strategies=("feature_extract", "early_classifier")).canonical()
+
+
+# ---- measured against a model's own source -------------------------------------------------------------------------
+def test_batchnorm_statistics_tell_how_close_images_are_to_a_models_own_training_data():
+    from tl_core.experiments.common import source_net
+    from tl_core.experiments.similarity import source_similarity
+
+    net = source_net()  # its BatchNorm layers kept the channel statistics of the six source shapes
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    anchor = shapes.make_target(0.0, 10, 0, "val", task="orientation").images
+    reports = [source_similarity(net, shapes.generate(shapes.WorldSpec("source", s), 8, 5, "test").images,
+                                 anchor=anchor, reference="the source shapes") for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    sims = [r.similarity for r in reports]
+    assert all(a > b for a, b in zip(sims, sims[1:])), sims  # further from the training data: lower
+    assert sims[0] >= 0.9 and sims[-1] <= 0.3, sims
+    assert reports[0].verdict == "similar" and reports[-1].verdict == "different"
+    assert reports[0].n_layers == 4 and reports[0].n_images == 48 and "the source shapes" in reports[0].reference
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics untouched
+    assert not any(m._forward_pre_hooks for m in net.modules())  # no hook left behind
+    no_bn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    assert source_similarity(no_bn, anchor, anchor=anchor, reference="x") is None
+
+
+def test_own_data_is_measured_against_the_selected_models_own_source():
+    import torchvision
+
+    from tl_core.experiments.similarity import SourceSimilarity, check_own_data
+
+    images = shapes.make_target(1.0, 6, 2, "val", task="shapes").images  # (24, 3, 32, 32)
+    own = check_own_data(images, 6, "shapesnet", seed=0)
+    assert own.applies and own.measured_with == "shapesnet" and "shapes world" in own.reference
+    missing = check_own_data(images, 6, "resnet18", model=None, seed=0)
+    assert not missing.applies and missing.measured_with == "shapesnet"
+    assert "not on this machine" in missing.note and "not applied to resnet18" in missing.note
+    torch.manual_seed(0)
+    mobilenet = torchvision.models.mobilenet_v3_small(num_classes=10).eval()
+    big = torch.nn.functional.interpolate(torch.from_numpy(images), size=64, mode="bilinear").numpy()
+    imagenet = check_own_data(big, 6, "mobilenet_v3_small", model=mobilenet, seed=0)
+    assert imagenet.applies and imagenet.measured_with == "mobilenet_v3_small"
+    assert isinstance(imagenet.report, SourceSimilarity) and "ImageNet" in imagenet.reference
+    assert imagenet.report.n_layers > 10 and 0.0 <= imagenet.report.similarity <= 1.0
+    assert imagenet.placement.similarity == imagenet.report.similarity
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    no_bn = check_own_data(big, 6, "alexnet", model=plain, seed=0)  # AlexNet and VGG keep no BatchNorm statistics
+    assert not no_bn.applies and "no BatchNorm statistics" in no_bn.note

@@ -83,6 +83,19 @@ def test_own_plan_fits_the_batch_and_refuses_what_cannot_run() -> None:
         planform.own_plan("shapesnet", "finetune_top", 18, 1)
 
 
+def test_own_plan_trains_the_epochs_asked_for_unless_a_minimum_of_steps_is_set() -> None:
+    plan = planform.own_plan("shapesnet", "finetune_top", 18, 3, epochs=10)
+    assert plan.min_steps == 0  # no hidden floor: 10 epochs are 10 epochs
+    assert planform.schedule_note(plan, 18) == "10 epochs of 1 step each: 10 optimiser steps."
+    raised = planform.own_plan("shapesnet", "finetune_top", 18, 3, epochs=10, min_steps=100)
+    assert raised.min_steps == 100
+    assert planform.schedule_note(raised, 18) == (
+        "10 epochs of 1 step would be only 10 optimiser steps, so the run repeats to 100 epochs (100 steps) to "
+        "reach the minimum of 100 steps.")
+    big = planform.own_plan("shapesnet", "finetune_top", 200, 3, epochs=4, batch_size=32, min_steps=20)
+    assert planform.schedule_note(big, 200) == "4 epochs of 7 steps each: 28 optimiser steps."
+
+
 def test_counts_chart_takeaways_follow_the_counts() -> None:
     ds = load_class_uploads(uploads(4), size=32)
     c = own_data.counts_chart(ds.report)
@@ -109,7 +122,7 @@ def test_previews_show_the_decoded_images() -> None:
 
 def test_own_train_job_trains_above_chance_through_the_job_manager() -> None:
     ds = load_class_uploads(uploads(8), size=32)
-    plan = planform.own_plan("shapesnet", "finetune_top", 18, 3, epochs=5)
+    plan = planform.own_plan("shapesnet", "finetune_top", 18, 3, epochs=5, min_steps=100)
     mgr = JobManager(limit=1)
     mgr.cores = 1  # one torch thread: on a shared, busy machine two spinning threads run many times slower
     job = mgr.submit(work.OwnTrainJob(plan, ds, 0.25), owner="test", label="own")

@@ -14,6 +14,12 @@ the shift that produces the same distance, and similarity = 1 - that shift, so a
 different from the first set as the source shapes are from a shapes world at shift 0.4". Beyond the most
 shifted world the similarity is 0. `measure_similarity` accepts numpy arrays or tensors of any size, so the
 own-data page can call it on uploads.
+
+That scale belongs to the shapes model. An ImageNet model's source is ImageNet, whose images are not on this
+server; its BatchNorm layers, though, kept the mean and variance of every channel over ImageNet's training images.
+`source_similarity` compares a dataset's own channel statistics with those, on a scale from "the same statistics"
+(1) to "as far as the drawn shapes" (0), and `check_own_data` picks the measurement that belongs to the selected
+model, saying when it can only offer the shapes model's.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tl_core.data import shapes
 from tl_core.teaching.quadrant import classify_similarity, classify_size, recommend
@@ -288,11 +295,11 @@ def measure_similarity(images_a: object, images_b: object, *, seed: int = 0, max
                             n_b=len(xb), beyond_calibration=beyond, calibration=cal)
 
 
-def place_on_quadrant(report: SimilarityReport, n_per_class: int) -> Placement:
+def place_on_quadrant(report: SimilarityReport | SourceSimilarity, n_per_class: int) -> Placement:
     """Put a dataset on the size-versus-similarity quadrant from its size and its measured similarity.
 
     Args:
-        report: From measure_similarity (the source data first, the dataset second).
+        report: From measure_similarity (the source data first, the dataset second) or source_similarity.
         n_per_class: The dataset's labelled images per class.
 
     Returns:
@@ -376,3 +383,210 @@ def shapes_target_check(similarity: float, n_per_class: int, seed: int = 0, *, o
     check = check_calibration(seed=seed + 1, cancel=cancel, on_record=lambda r: rep.progress(r.fraction, r.text))
     return {"true": similarity, "world": spec.describe(), "n": n_per_class, "report": report,
             "placement": place_on_quadrant(report, n_per_class), "check": check}
+
+
+# ---- a model's own source: the statistics its BatchNorm layers kept --------------------------------------------
+ANCHOR_PER_CLASS = 8  # drawn source shapes per class for the far end of the BatchNorm scale (6 classes: 48 images)
+MAX_SOURCE_IMAGES = 48  # the learner's images used at most (a forward pass through an ImageNet model each)
+
+
+@dataclass
+class SourceSimilarity:
+    """How close images come to a model's own training data, read from the statistics its BatchNorm layers kept.
+
+    A BatchNorm layer keeps the running mean and variance of every channel over the data it was trained on (for a
+    torchvision model: ImageNet's training images). The images' own per-channel statistics at every such layer
+    are compared with those (Yin et al., 2020, "Dreaming to Distill", use the same statistics as a summary of
+    the training data). No image of the source data is needed.
+    """
+
+    similarity: float  # 1 - divergence / anchor divergence, clipped to [0, 1]
+    verdict: str  # "similar" or "different" (tl_core.teaching.quadrant.classify_similarity)
+    divergence: float  # mean KL divergence of the images' channel statistics from the kept ones
+    anchor_divergence: float  # the same for the drawn shapes of the shapes world: the scale's 0
+    n_images: int  # images measured
+    n_layers: int  # BatchNorm layers compared
+    reference: str  # what the images were compared with, for the learner
+    explanation: str  # what the numbers mean
+
+
+def _batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The model's BatchNorm layers that keep running statistics."""
+    return [m for m in model.modules()
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.running_mean is not None]
+
+
+def batchnorm_divergence(model: nn.Module, images: torch.Tensor, *, preprocess: nn.Module | None = None,
+                         batch: int = 16) -> tuple[float, int] | None:
+    """Mean KL divergence from the images' per-channel statistics to the running statistics of every BatchNorm
+    layer that the model's forward pass (in eval mode) runs.
+
+    For each layer and channel, the input's mean m and variance v over the images and pixels are compared with the
+    layer's running mean mu and variance s2 as Gaussians: KL = (v + (m - mu)^2) / (2 s2) - 1/2 + log(s2 / v) / 2.
+
+    Args:
+        model: Any model; it is not changed (hooks are added to a copy).
+        images: (N, 3, H, W) floats in [0, 1].
+        preprocess: Applied to each batch before the model (e.g. networks.preprocess_for); default none.
+        batch: Images per forward pass.
+
+    Returns:
+        (mean KL over layers and channels, layers compared), or None when the model has no BatchNorm layer.
+    """
+    import copy
+
+    if not _batchnorms(model):
+        return None
+    net = copy.deepcopy(model).eval()  # hooks on a private copy: a shared model may serve other threads
+    layers = _batchnorms(net)
+    sums: dict[int, list[torch.Tensor]] = {}
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        x = args[0].detach().double()  # (B, C, H, W) or (B, C)
+        dims = [d for d in range(x.ndim) if d != 1]
+        n = x.numel() // x.shape[1]
+        s = sums.setdefault(id(module), [torch.zeros(x.shape[1], dtype=torch.float64)] * 2 + [0])
+        sums[id(module)] = [s[0] + x.sum(dims), s[1] + (x * x).sum(dims), s[2] + n]
+
+    handles = [m.register_forward_pre_hook(hook) for m in layers]
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(images), batch):
+                xb = images[i:i + batch].float()
+                net(preprocess(xb) if preprocess is not None else xb)
+    finally:
+        for h in handles:
+            h.remove()
+    kls = []
+    for m in layers:
+        if id(m) not in sums:
+            continue  # not on the eval path (e.g. Inception's auxiliary head)
+        total, total_sq, n = sums[id(m)]
+        mean = total / n
+        var = (total_sq / n - mean * mean).clamp_min(1e-8)
+        mu, s2 = m.running_mean.double(), m.running_var.double().clamp_min(1e-8)
+        kl = (var + (mean - mu) ** 2) / (2 * s2) - 0.5 + 0.5 * torch.log(s2 / var)  # (C,)
+        kls.append(float(kl.mean()))
+    return (sum(kls) / len(kls), len(kls)) if kls else None
+
+
+def source_similarity(model: nn.Module, images: object, *, anchor: object, reference: str,
+                      preprocess: nn.Module | None = None, max_images: int = MAX_SOURCE_IMAGES,
+                      seed: int = 0) -> SourceSimilarity | None:
+    """Read how close images come to a model's training data from its BatchNorm statistics, on a scale from the
+    statistics themselves (1) to an anchor set (0).
+
+    Args:
+        model: The model whose source data is the reference.
+        images: The images to place (any layout as_image_batch reads), e.g. a learner's dataset.
+        anchor: Images known to be far from the source data: they define similarity 0.
+        reference: What the model's statistics summarise, in words (shown to the learner).
+        preprocess: The model's input transform (resizing, normalisation).
+        max_images: Use at most this many of `images` (a random subsample).
+        seed: Seeds the subsample.
+
+    Returns:
+        A SourceSimilarity, or None when the model has no BatchNorm statistics to compare with.
+
+    Raises:
+        ValueError: If there are fewer than MIN_IMAGES images or they cannot be read.
+    """
+    seed = check_seed(seed)
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    if x.ndim != 4 or x.shape[1] != 3:
+        x = as_image_batch(images)
+    if len(x) < MIN_IMAGES:
+        raise ValueError(f"There are {len(x)} images; measuring similarity needs at least {MIN_IMAGES}.")
+    x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_images]].float()
+    a = anchor if isinstance(anchor, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(anchor))
+    mine = batchnorm_divergence(model, x, preprocess=preprocess)
+    far = batchnorm_divergence(model, a.float(), preprocess=preprocess)
+    if mine is None or far is None:
+        return None
+    (d, layers), (d_far, _) = mine, far
+    similarity = round(float(min(max(1.0 - d / d_far, 0.0), 1.0)), 4) if d_far > 0 else 0.0
+    verdict = classify_similarity(similarity)
+    explanation = (f"At {layers} BatchNorm layers, the channel statistics of these {len(x)} images differ from "
+                   f"{reference} by {d:.3g} (mean KL divergence); the drawn shapes of the shapes world differ by "
+                   f"{d_far:.3g}. On that scale (1 = the same statistics, 0 = as far as the drawn shapes) they sit "
+                   f"at {similarity:.2f}, which counts as {verdict}: the line at 0.5 is this app's choice, not a "
+                   f"published threshold.")
+    return SourceSimilarity(similarity, verdict, d, d_far, len(x), layers, reference, explanation)
+
+
+def imagenet_similarity(model: nn.Module, arch: str, images: object, *, seed: int = 0) -> SourceSimilarity | None:
+    """How close images come to ImageNet, through an ImageNet model's own BatchNorm statistics.
+
+    Args:
+        model: A torchvision model of `arch` with its ImageNet weights (not changed).
+        arch: Its registry key.
+        images: (N, 3, S, S) floats in [0, 1], e.g. OwnDataset.images decoded at the model's input size.
+        seed: Seeds the subsample.
+
+    Returns:
+        A SourceSimilarity, or None when the architecture has no BatchNorm layers (AlexNet, VGG).
+    """
+    from tl_core.models.networks import preprocess_for
+
+    x = torch.from_numpy(np.ascontiguousarray(images)) if not isinstance(images, torch.Tensor) else images
+    anchor = torch.from_numpy(shapes.make_source(ANCHOR_PER_CLASS, CALIBRATION_SEED, "val").images)
+    return source_similarity(model, x, anchor=anchor, preprocess=preprocess_for(arch, int(x.shape[-1])), seed=seed,
+                             reference=f"ImageNet's training images, as summarised by the running means and variances "
+                                       f"that {arch}'s BatchNorm layers kept (no ImageNet image is on this server)")
+
+
+@dataclass
+class SourceCheck:
+    """A learner's dataset measured against the source data of the model it would re-use, placed on the quadrant."""
+
+    arch: str  # the architecture selected when it was measured
+    measured_with: str  # the model the measurement went through: arch itself, or "shapesnet"
+    reference: str  # what the images were compared with, in words
+    report: SimilarityReport | SourceSimilarity  # the measurement
+    placement: Placement  # the quadrant cell for the dataset's size and the measured similarity
+    applies: bool  # whether the advice is for `arch` (False: measured for the shapes model only)
+    note: str  # why the measurement is (or is not) about `arch`, for the learner
+
+
+def check_own_data(images: object, n_per_class: int, arch: str, *, model: nn.Module | None = None,
+                   seed: int = 0) -> SourceCheck:
+    """Measure a learner's images against the source of the selected model and place them on the quadrant.
+
+    The shapes model's source is the shapes world: measured through ShapesNet on the calibrated scale. An ImageNet
+    model's source is ImageNet: measured through that model's BatchNorm statistics when its weights are here
+    (`model`) and it has BatchNorm layers. Otherwise the shapes-model measurement is made and marked as not
+    applying to `arch`.
+
+    Args:
+        images: The learner's images, (N, 3, S, S) floats in [0, 1].
+        n_per_class: Labelled images per class (the smallest class), for the quadrant's size.
+        arch: The selected architecture (a registry key).
+        model: For a torchvision arch, its model with ImageNet weights, or None when they are not on this machine.
+        seed: Seeds the subsamples and the domain classifier.
+
+    Returns:
+        The SourceCheck.
+
+    Raises:
+        ValueError: If there are too few images or they cannot be read.
+    """
+    from tl_core.models.registry import get_spec
+
+    if get_spec(arch).torchvision and model is not None:
+        measured = imagenet_similarity(model, arch, images, seed=seed)
+        if measured is not None:
+            return SourceCheck(arch, arch, measured.reference, measured, place_on_quadrant(measured, n_per_class),
+                               True, f"Measured through {arch} against its own source data, ImageNet.")
+        why = f"{arch} has no BatchNorm statistics to compare with"
+    elif get_spec(arch).torchvision:
+        why = f"{arch}'s ImageNet weights are not on this machine"
+    else:
+        why = ""
+    report = measure_similarity(shapes.make_source(50, seed, "val").images, images, seed=seed)
+    reference = "the shapes world (the six drawn source shapes), through the shapes model"
+    if not why:
+        return SourceCheck(arch, "shapesnet", reference, report, place_on_quadrant(report, n_per_class), True,
+                           "Measured through the shapes model against its own source data, the shapes world.")
+    return SourceCheck(arch, "shapesnet", reference, report, place_on_quadrant(report, n_per_class), False,
+                       f"{why}, so this is the shapes model's measurement only: it says how far your images are "
+                       f"from the shapes world, not from ImageNet, and its advice is not applied to {arch}.")

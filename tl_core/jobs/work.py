@@ -214,22 +214,23 @@ class EstimateJob:
 
 @dataclass(frozen=True)
 class OwnSimilarityJob:
-    """Measure how similar the learner's images look to the source data, and place them on the quadrant (size: the
-    smallest class). Its result is (SimilarityReport, Placement), or a sentence saying why not."""
+    """Measure the learner's images against the source data of the selected model, and place them on the quadrant
+    (size: the smallest class). Its result is a tl_core.experiments.similarity.SourceCheck, or a sentence saying
+    why not."""
 
     ds: OwnDataset
     seed: int = 0
+    arch: str = "shapesnet"  # the selected architecture: its own source data is the reference
+    model: nn.Module | None = field(default=None, compare=False)  # its ImageNet model, when the weights are here
 
-    def __call__(self, ctx: JobContext) -> tuple | str:
-        from tl_core.data import shapes
-        from tl_core.experiments.similarity import measure_similarity, place_on_quadrant
+    def __call__(self, ctx: JobContext) -> Any:
+        from tl_core.experiments.similarity import check_own_data
 
         try:
-            report = measure_similarity(shapes.make_source(50, self.seed, "val").images, self.ds.images,
-                                        seed=self.seed)
+            return check_own_data(self.ds.images, min(self.ds.report.counts.values()), self.arch, model=self.model,
+                                  seed=self.seed)
         except ValueError as e:
             return f"Could not measure: {e}"
-        return report, place_on_quadrant(report, min(self.ds.report.counts.values()))
 
 
 # ---- the labs ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from tl_core.data import shapes
 from tl_core.models.registry import get_spec
 from tl_core.training.plan import Plan, fit_batch_size, make_plan
+from tl_core.training.records import RunResult
 
 # Plan fields the form edits (the seed is app-wide and comes from the sidebar).
 FORM_FIELDS: tuple[str, ...] = ("arch", "strategy", "frozen", "cut_after", "lr", "bn_policy", "unfreeze_every",
@@ -189,7 +190,7 @@ def needs_estimate(plan: Plan, on_cpu: bool) -> bool:
 
 
 def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: int = 10, lr: float = 3e-3, seed: int = 0,
-             batch_size: int = 32, augment: bool = False) -> Plan:
+             batch_size: int = 32, augment: bool = False, min_steps: int = 0) -> Plan:
     """A plan for the learner's data: the strategy's usual freezing, with the batch fitted to the data.
 
     Args:
@@ -197,11 +198,13 @@ def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: 
         strategy: A key of tl_core.training.plan.STRATEGIES.
         n_train: Training images after the split.
         n_classes: Classes in the data.
-        epochs: Passes over the training data (raised to reach the plan's minimum steps).
+        epochs: Passes over the training data.
         lr: Base learning rate.
         seed: Seeds the weights and the shuffling.
         batch_size: Largest batch; lowered to n_train if the data is smaller.
         augment: Random flips and shifts (turns the feature cache off).
+        min_steps: Floor on optimiser steps: epochs are repeated until the run has taken this many (0: train
+            exactly `epochs`). The page shows it as a setting and says what it does (see `schedule_note`).
 
     Returns:
         A plan validated against the data.
@@ -209,6 +212,42 @@ def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: 
     Raises:
         ValueError: If the plan cannot run on this data, saying what to change.
     """
-    plan = make_plan(strategy, arch=arch, epochs=epochs, lr=lr, seed=seed, augment=augment,
+    plan = make_plan(strategy, arch=arch, epochs=epochs, lr=lr, seed=seed, augment=augment, min_steps=min_steps,
                      batch_size=max(1, min(batch_size, n_train)))
     return plan.validate_for_data(n_train, n_classes)
+
+
+def schedule_note(plan: Plan, n_train: int) -> str:
+    """What a plan will really run on n_train images: its epochs and optimiser steps, and why they differ from the
+    plan's epochs when the minimum steps raise them.
+
+    Returns:
+        One sentence, e.g. "10 epochs of 1 step each: 10 optimiser steps." or "10 epochs of 1 step would be only
+        10 optimiser steps, so the run repeats to 100 epochs (100 steps) to reach the minimum of 100 steps."
+    """
+    from tl_core.training.trainer import schedule_for  # torch, only when the page draws a plan
+
+    epochs, per_epoch = schedule_for(plan, n_train)
+    steps = f"{per_epoch} step{'s' if per_epoch != 1 else ''}"
+    if epochs == plan.epochs:
+        return f"{plan.epochs} epochs of {steps} each: {epochs * per_epoch} optimiser steps."
+    return (f"{plan.epochs} epochs of {steps} would be only {plan.epochs * per_epoch} optimiser steps, so the run "
+            f"repeats to {epochs} epochs ({epochs * per_epoch} steps) to reach the minimum of {plan.min_steps} "
+            f"steps.")
+
+
+def ran_note(result: RunResult) -> str:
+    """What a finished (or stopped) run really trained: its epochs and optimiser steps, and why they differ from the
+    plan's epochs, for the run's summary.
+
+    Returns:
+        e.g. "100 epochs (100 optimiser steps) were run; the plan asked for 10: the minimum of 100 steps raised them".
+    """
+    plan = Plan.from_dict(result.plan)
+    epochs, steps = len(result.epochs), len(result.steps)
+    ran = f"{epochs} epoch{'s' if epochs != 1 else ''} ({steps} optimiser step{'s' if steps != 1 else ''}) were run"
+    if epochs > plan.epochs:
+        return f"{ran}; the plan asked for {plan.epochs}: the minimum of {plan.min_steps} steps raised them"
+    if epochs < plan.epochs and result.status != "finished":
+        return f"{ran} of the {plan.epochs} planned: the run {'was stopped' if result.status == 'cancelled' else 'diverged'}"
+    return ran
