@@ -1,20 +1,24 @@
-"""Classroom load test: a class opens the app on one server and everyone starts the default race within a few seconds.
+"""Classroom load test: a class opens the instructor's link on one server and everyone starts the race within seconds.
 
 Part 1, in this process: N simulated students (default 30), each a whole-app AppTest (its own session, its own
-owner in the job manager) driven from its own thread: open the app, go to the race, predict, press Start at a random
-moment within START_WINDOW_S, then redraw like the browser's live fragment does (every ui.live.QUEUED_EVERY_S while
-queued, every ui.live.LIVE_EVERY_S while running) until the results are drawn. All races go through the one
+owner in the job manager) driven from its own thread: open the class link (`?preset=few_similar&seed=S`), go to the
+race, predict, press Start at a random moment within START_WINDOW_S, then redraw like the browser's live fragment
+does (every ui.live.QUEUED_EVERY_S while queued, every ui.live.LIVE_EVERY_S while running) until the results are
+drawn. Two scenarios: `class_link`, where everyone has the same link and seed (identical races, which the job
+manager shares: one computation), and `distinct`, where every student has their own seed (nothing can be shared:
+the fair queue serves them in turn). Seeds are fresh for every scenario, so no result comes from an earlier one. All races go through the one
 process-wide job manager (tl_core.jobs.manager.get_manager), exactly as on a server. AppTest's run() swaps process-wide
 globals (streamlit's Runtime instance, config.get_option, PagesManager's mode), so two runs at once crash ("Runtime
 hasn't been created!"): the students' page runs take turns through one lock, while their races train concurrently
 on the manager's worker threads. (On a real server the scripts share one interpreter lock anyway.)
 
 Part 2, a real server (skipped without Debian's chromium): `streamlit run app.py` as a subprocess; idle browser tabs
-on the welcome page measure the server's memory per session; then 2 Chromium browsers open a class link to the race,
-predict, and start at the same moment.
+on the welcome page measure the server's memory per session; then the class poll: an instructor's Chromium opens a
+class, asks the class about a preset's race, and at least 3 Chromium students open the class link and predict
+different lanes; the instructor's page must show exactly their tally, then (once the students have raced) the reveal.
 
-Run `python bench/classroom.py [--students 30] [--window 10] [--idle 12] [--no-browsers]`; each figure prints as a
-JSON line. `bench/bench_classroom.py` runs a reduced version for bench/run_all.py.
+Run `python bench/classroom.py [--students 30] [--window 10] [--idle 12] [--browsers 3] [--no-browsers]`; each figure
+prints as a JSON line. `bench/bench_classroom.py` runs a reduced version for bench/run_all.py.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import gc
 import json
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -46,7 +51,9 @@ from tl_core.jobs.manager import QUEUED, get_manager  # noqa: E402
 from ui.live import LIVE_EVERY_S, QUEUED_EVERY_S  # noqa: E402
 
 RACE = "pages/race.py"
+PRESET = "few_similar"  # the class link's preset (four lanes, about 2 s alone on two cores)
 PREDICTION = "finetune_top"  # every student's pick (any lane would do)
+LINK_SEED = 77  # the class_link scenario's seed; the solo races and the distinct scenario use others (fresh results)
 START_WINDOW_S = 10.0  # students press Start at uniformly random moments within this many seconds
 RUN_TIMEOUT_S = 120  # one AppTest page run
 RACE_TIMEOUT_S = 600  # one student's whole race, queue included
@@ -79,6 +86,7 @@ class Student:
     reruns: int = 0  # page runs while the race was queued or running (the fragment's redraws)
     rerun_ms: list[float] = field(default_factory=list)  # duration of each of those page runs
     lock_wait_ms: list[float] = field(default_factory=list)  # time each of them waited for its turn
+    job_id: int | None = None  # the job it watched (shared runs: the same for every identical race)
 
 
 def _step(st: Student, fn: Callable[[], AppTest]) -> AppTest:
@@ -94,11 +102,13 @@ def _step(st: Student, fn: Callable[[], AppTest]) -> AppTest:
     return at
 
 
-def _student(st: Student, ready: threading.Barrier, go: threading.Event, go_at: Callable[[], float]) -> None:
-    """Open the app and predict; once everyone is ready and `go` is set, press Start at go_at() (monotonic), redraw
-    as the fragment does, and check the results."""
+def _student(st: Student, ready: threading.Barrier, go: threading.Event, go_at: Callable[[], float],
+             seed: int) -> None:
+    """Open the class link and predict; once everyone is ready and `go` is set, press Start at go_at() (monotonic),
+    redraw as the fragment does, and check the results."""
     try:
         at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+        at.query_params["preset"], at.query_params["seed"] = PRESET, str(seed)
         _step(st, at.run)
         _step(st, lambda: at.switch_page(RACE).run())
         _step(st, lambda: at.radio(key="race.prediction").set_value(PREDICTION).run())
@@ -113,6 +123,7 @@ def _student(st: Student, ready: threading.Barrier, go: threading.Event, go_at: 
         if job is None:
             raise RuntimeError(f"Start queued nothing: {[e.value for e in at.error]}")
         st.owner = job.owner
+        st.job_id = job.id
         while at.session_state["race.done"] != job.id:
             if time.monotonic() - t_click > RACE_TIMEOUT_S:
                 raise TimeoutError(f"no results {RACE_TIMEOUT_S} s after Start (job {job.state})")
@@ -133,8 +144,10 @@ def _student(st: Student, ready: threading.Barrier, go: threading.Event, go_at: 
             ready.abort()
 
 
-def simulate(n: int, window_s: float = START_WINDOW_S, seed: int = 0) -> tuple[list[Student], dict]:
-    """N students race at once; returns each one's record and what the manager looked like meanwhile."""
+def simulate(n: int, window_s: float = START_WINDOW_S, seed: int = 0,
+             race_seed: Callable[[int], int] = lambda i: LINK_SEED) -> tuple[list[Student], dict]:
+    """N students race at once (student i on the class link with seed race_seed(i)); returns each one's record and
+    what the manager looked like meanwhile."""
     app_test_module.PagesManager = _NavigationPagesManager  # a warm server's navigation (see tests/conftest.py)
     mgr = get_manager()
     rng = random.Random(seed)
@@ -151,8 +164,9 @@ def simulate(n: int, window_s: float = START_WINDOW_S, seed: int = 0) -> tuple[l
 
     offsets = [rng.uniform(0, window_s) for _ in students]
     go = threading.Event()
-    threads = [threading.Thread(target=_student, args=(s, ready, go, lambda o=o: go_at[0] + o),
+    threads = [threading.Thread(target=_student, args=(s, ready, go, lambda o=o: go_at[0] + o, race_seed(s.index)),
                                 name=f"student-{s.index}") for s, o in zip(students, offsets)]
+    computed = mgr.counters()["computed"]
     watcher = threading.Thread(target=monitor, daemon=True)
     for t in threads:
         t.start()
@@ -168,55 +182,91 @@ def simulate(n: int, window_s: float = START_WINDOW_S, seed: int = 0) -> tuple[l
     watcher.join()
     owners = {s.owner for s in students if s.owner is not None}
     return students, {**peak, "limit": mgr.limit, "thread_cap": mgr.thread_cap, "wall_s": time.monotonic() - t0,
-                      "owners": len(owners)}
+                      "owners": len(owners), "computations": mgr.counters()["computed"] - computed}
 
 
-def _solo(repeats: int = 2) -> float:
-    """The default race run by one session alone: its execution time (min over repeats, after a warm-up)."""
-    simulate(1, window_s=0)  # warm-up: imports, the source model, the data, plotly
-    times = []
-    for i in range(repeats):
-        (st,), _ = simulate(1, window_s=0, seed=i)
+def _solo(repeats: int = 2) -> Student:
+    """The class link's race run by one student alone, with a seed nobody else uses: the fastest of `repeats` (after a
+    warm-up of the imports, the source model, the data and plotly)."""
+    simulate(1, window_s=0, race_seed=lambda i: 900)
+    runs = []
+    for r in range(repeats):
+        (st,), _ = simulate(1, window_s=0, seed=r, race_seed=lambda i, r=r: 901 + r)
         if st.error:
             raise RuntimeError(f"the solo race failed: {st.error}")
-        times.append(st.exec_s)
-    return min(times)
+        runs.append(st)
+    return min(runs, key=lambda st: st.click_to_results_s)
+
+
+def _common(n: int, window_s: float, seen: dict, scenario: str) -> dict:
+    return dict(students=n, start_window_s=window_s, limit=seen["limit"], torch_threads_per_job=seen["thread_cap"],
+                scenario=scenario, link=f"?preset={PRESET}&seed=...")
 
 
 def classroom_figures(n: int, window_s: float = START_WINDOW_S) -> list[dict]:
-    """The classroom figures for n simulated students (see the module docstring)."""
+    """The classroom figures for n simulated students, in both scenarios (see the module docstring)."""
     solo = _solo()
-    students, seen = simulate(n, window_s)
+    return _link_figures(n, window_s, solo) + _distinct_figures(n, window_s, solo)
+
+
+def _link_figures(n: int, window_s: float, solo: Student) -> list[dict]:
+    """Everyone on the same class link and seed: one race, shared."""
+    students, seen = simulate(n, window_s, race_seed=lambda i: LINK_SEED)
     ok = [s for s in students if s.error is None]
     errors = [f"student {s.index}: {s.error}" for s in students if s.error]
+    p, common = f"classroom_{n}_link", _common(n, window_s, seen, "class_link")
+    out = [_figure(f"{p}_errors", len(errors), "sessions", goal="0", errors=errors[:5], **common,
+                   meaning="sessions whose page raised, whose race failed or lost a lane, or whose results were not "
+                           "drawn"),
+           _figure(f"{p}_computations", seen["computations"], "races", goal="1", **common,
+                   meaning="how many races actually trained for the whole class (identical races are shared)",
+                   distinct_jobs=len({s.job_id for s in ok}))]
+    if ok:
+        clicks = [s.click_to_results_s for s in ok]
+        out.insert(0, _figure(f"{p}_max_click_to_results_s", max(clicks), "s", goal=f"<= 3 x solo", **common,
+                              meaning="the longest a student waited from pressing Start to seeing the results, "
+                                      "against one student racing alone (solo: Start to results, and the race's own "
+                                      "execution time)",
+                              over_solo=round(max(clicks) / solo.click_to_results_s, 3),
+                              over_solo_exec=round(max(clicks) / solo.exec_s, 3),
+                              solo_click_to_results_s=round(solo.click_to_results_s, 2),
+                              solo_exec_s=round(solo.exec_s, 2), median_s=round(statistics.median(clicks), 2),
+                              all_done_after_s=round(seen["wall_s"], 1)))
+    return out
+
+
+def _distinct_figures(n: int, window_s: float, solo: Student) -> list[dict]:
+    """Every student with their own seed: nothing can be shared, the fair queue serves them in turn."""
+    students, seen = simulate(n, window_s, race_seed=lambda i: 100 + i)
+    ok = [s for s in students if s.error is None]
+    errors = [f"student {s.index}: {s.error}" for s in students if s.error]
+    p, common = f"classroom_{n}_distinct", _common(n, window_s, seen, "distinct")
+    out = [_figure(f"{p}_errors", len(errors), "sessions", goal="0", errors=errors[:5], **common,
+                   meaning="sessions whose page raised, whose race failed or lost a lane, or whose results were not "
+                           "drawn", computations=seen["computations"])]
+    if not ok:
+        return out
     execs = [s.exec_s for s in ok]
     waits = [s.wait_s for s in ok]
     clicks = [s.click_to_results_s for s in ok]
     reruns = [ms for s in ok for ms in s.rerun_ms]
     locks = [ms for s in ok for ms in s.lock_wait_ms]
-    p = f"classroom_{n}"
-    common = dict(students=n, start_window_s=window_s, limit=seen["limit"], torch_threads_per_job=seen["thread_cap"],
-                  distinct_job_owners=seen["owners"])
-    if not ok:
-        return [_figure(f"{p}_errors", len(errors), "sessions", goal="0", errors=errors[:5], **common)]
     return [
-        _figure(f"{p}_max_over_solo", max(execs) / solo, "ratio", goal="<= 3", **common,
+        _figure(f"{p}_max_over_solo", max(execs) / solo.exec_s, "ratio", goal="<= 3", **common,
                 meaning="the slowest session's race execution time (from the moment its job started running to "
                         "its end; queue wait excluded) divided by the same race run by one session alone on this "
                         "machine (fastest of 2 solo races)",
                 slowest_exec_s=round(max(execs), 2), median_exec_s=round(statistics.median(execs), 2),
-                solo_exec_s=round(solo, 2), median_over_solo=round(statistics.median(execs) / solo, 3)),
+                solo_exec_s=round(solo.exec_s, 2), median_over_solo=round(statistics.median(execs) / solo.exec_s, 3)),
+        _figure(f"{p}_median_click_to_results_s", statistics.median(clicks), "s", **common,
+                meaning="the median student's wait from pressing Start to seeing the results: queue wait, "
+                        "execution and the page's pickup", max_s=round(max(clicks), 2),
+                all_done_after_s=round(seen["wall_s"], 1)),
         _figure(f"{p}_max_wait_s", max(waits), "s", **common,
                 meaning="the longest queue wait: from pressing Start (job submitted) to the job starting to run",
                 median_wait_s=round(statistics.median(waits), 2),
                 peak_running=seen["running"], peak_queued=seen["queued"]),
-        _figure(f"{p}_max_click_to_results_s", max(clicks), "s", **common,
-                meaning="the longest a student waited from pressing Start to seeing the results: queue wait, "
-                        "execution and the page's pickup",
-                median_s=round(statistics.median(clicks), 2), all_done_after_s=round(seen["wall_s"], 1)),
-        _figure(f"{p}_errors", len(errors), "sessions", goal="0", errors=errors[:5], **common,
-                meaning="sessions whose page raised, whose race failed or lost a lane, or whose results were not "
-                        "drawn"),
+        *out,
         _figure(f"{p}_page_run_ms_p95", statistics.quantiles(reruns, n=20)[-1] if len(reruns) > 1 else reruns[0],
                 "ms", **common, meaning="95th percentile duration of a live redraw (a whole-page AppTest run) while "
                                         "the races ran", median_ms=round(statistics.median(reruns), 1),
@@ -227,8 +277,11 @@ def classroom_figures(n: int, window_s: float = START_WINDOW_S) -> list[dict]:
 
 def idle_sessions_apptest(n: int = 20) -> dict:
     """RSS growth per idle session: n AppTests opened on the welcome page in this process (client side included)."""
+    from ui import warm
+
     app_test_module.PagesManager = _NavigationPagesManager
     AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S).run()  # warm-up: imports and caches
+    warm.wait(120)  # the app's one-time background import of torch and the models (ui.warm) is not a session's cost
     gc.collect()
     before = _rss_mb()
     sessions = []
@@ -244,8 +297,22 @@ def idle_sessions_apptest(n: int = 20) -> dict:
 
 
 # ---- part 2: a real server and real browsers -----------------------------------------------------------------
-def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
-    """Idle browser tabs (server memory per session), then `browsers` Chromium browsers race at the same moment.
+def _settled_rss_mb(pid: int, quiet_s: float = 3.0, limit_s: float = 120.0) -> float:
+    """A process's resident memory once it has stopped growing (by under 1 MB over quiet_s seconds)."""
+    t0 = time.monotonic()
+    last = _rss_mb(pid)
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(quiet_s)
+        now = _rss_mb(pid)
+        if now - last < 1.0:
+            return now
+        last = now
+    return last
+
+
+
+def real_server(idle_tabs: int = 12, browsers: int = 3) -> list[dict]:
+    """Idle browser tabs (server memory per session), then the class poll with `browsers` Chromium students.
 
     Returns no figures (and a note) when Debian's chromium or playwright is missing.
     """
@@ -263,8 +330,7 @@ def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
             warm = browser.new_page()
             warm.goto(url)
             expect(warm.get_by_role("heading", name="What is transfer learning")).to_be_visible(timeout=120_000)
-            time.sleep(3)
-            before = _rss_mb(pid)
+            before = _settled_rss_mb(pid)  # after the app's one-time background import of torch (ui.warm)
             tabs = []
             for _ in range(idle_tabs):
                 tab = browser.new_page()
@@ -279,7 +345,7 @@ def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
                                        "warm-up tab"))
             for tab in tabs:
                 tab.close()
-            out += _browsers_race(pw, url, browsers)
+            out += _browsers_poll(pw, url, browsers)
         finally:
             browser.close()
     races = [json.loads(line) for line in job_log.read_text().splitlines()] if job_log.exists() else []
@@ -291,45 +357,93 @@ def real_server(idle_tabs: int = 12, browsers: int = 2) -> list[dict]:
     return out
 
 
-def _browsers_race(pw: Any, url: str, n: int) -> list[dict]:
-    """n separate Chromium browsers open the class link to the race, predict, and start at the same moment."""
+_TALLY_JS = """() => { const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+  const fig = plots.find(p => p.layout && p.layout.title && String(p.layout.title.text).includes("The class's predictions"));
+  return fig ? fig.data[0].x : null; }"""
+
+
+def _browsers_poll(pw: Any, url: str, n: int) -> list[dict]:
+    """The class poll in real browsers: an instructor opens a class and asks about a preset's race; n students open the
+    class link and predict different lanes; the instructor's page must show exactly their tally; then the students
+    start the (shared) race and the instructor's page must reveal the winner with the right count."""
     from playwright.sync_api import expect
 
-    link = f"{url}/race?preset=few_similar&seed=0"
-    browsers, pages, errors, times = [], [], [], []
+    from tl_core.classroom.presets import PRESETS
+
+    lanes = PRESETS[PRESET].lanes
+    picks = [lanes[i % len(lanes)] for i in range(n)]
+    expected = [sum(p.key == lane.key for p in picks) for lane in lanes]
+    errors: list[str] = []
+    correct = 0
+    browsers = []
+    times: list[float] = []
     try:
-        for _ in range(n):
+        teacher_b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browsers.append(teacher_b)
+        teacher = teacher_b.new_page(viewport={"width": 1440, "height": 1000})
+        teacher.set_default_timeout(120_000)
+        teacher.goto(f"{url}/instructor")
+        teacher.get_by_role("button", name="Open a class").click()
+        expect(teacher.get_by_text("Students in the class")).to_be_visible()
+        code = teacher.locator('[data-testid="stMetricValue"]').filter(has_text=re.compile(r"^[A-Z0-9]{5}$")).first \
+            .inner_text().strip()
+        teacher.locator('[data-testid="stButton"]').filter(has_text="Ask the class").first.click()
+        expect(teacher.get_by_text("Asked:")).to_be_visible()
+        link = f"{url}/race?preset={PRESET}&seed=0&class={code}"
+        students = []
+        for lane in picks:  # one browser each: separate sessions, as on the students' laptops
             b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             browsers.append(b)
             page = b.new_page(viewport={"width": 1440, "height": 1000})
             page.set_default_timeout(120_000)
             page.goto(link)
-            expect(page.get_by_text("Class preset: Few and similar")).to_be_visible()
-            page.get_by_text("Fine-tune only the final layers", exact=True).first.click()
+            expect(page.get_by_text("your vote in the class poll")).to_be_visible()
+            page.get_by_text(lane.label, exact=True).first.click()
             expect(page.get_by_role("button", name="Start the race")).to_be_enabled()
-            pages.append(page)
+            students.append(page)
+        deadline = time.monotonic() + 30
+        seen = None
+        while time.monotonic() < deadline:  # the instructor's panel redraws every couple of seconds
+            seen = teacher.evaluate(_TALLY_JS)
+            if seen == expected:
+                break
+            teacher.wait_for_timeout(500)
+        tally_ok = seen == expected
+        if not tally_ok:
+            errors.append(f"the instructor's tally showed {seen}, the students predicted {expected}")
         clicked = []
-        for page in pages:  # as close to "at once" as one driver thread gets
+        for page in students:
             page.get_by_role("button", name="Start the race").click()
             clicked.append(time.monotonic())
-        for page, t in zip(pages, clicked):
-            try:
-                expect(page.get_by_role("heading", name="Few and similar: what this race showed")).to_be_visible(
-                    timeout=300_000)
-                times.append(time.monotonic() - t)
-                if page.locator('[data-testid="stException"]').count():
-                    errors.append("the page shows an exception")
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"{type(e).__name__}: {str(e)[:200]}")
+        for page, t in zip(students, clicked):
+            expect(page.get_by_role("heading", name="Few and similar: what this race showed")).to_be_visible(
+                timeout=300_000)
+            times.append(time.monotonic() - t)
+            if page.locator('[data-testid="stException"]').count():
+                errors.append("a student's page shows an exception")
+        reveal = teacher.locator('[data-testid="stAlert"]').filter(has_text="predicted it")
+        expect(reveal).to_be_visible(timeout=30_000)
+        text = reveal.inner_text()
+        won = next((lane for lane in lanes if f"{lane.label} won:" in text), None)
+        count = expected[lanes.index(won)] if won is not None else None
+        reveal_ok = won is not None and f"won: {count} of {n} predicted it" in text
+        if not reveal_ok:
+            errors.append(f"the reveal said {text!r}")
+        correct = int(tally_ok and reveal_ok)
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"{type(e).__name__}: {str(e)[:300]}")
     finally:
         for b in browsers:
             b.close()
-    common = dict(browsers=n, link="/race?preset=few_similar&seed=0")
-    out = [_figure("classroom_browsers_errors", len(errors), "sessions", goal="0", errors=errors, **common)]
+    common = dict(browsers=n, link=f"/race?preset={PRESET}&seed=0&class=<code>")
+    out = [_figure("classroom_browsers_poll_correct", correct, "bool", goal="1", **common, expected_tally=expected,
+                   meaning="1 when the instructor's page showed exactly the students' tally, then the winner with "
+                           "how many of them predicted it"),
+           _figure("classroom_browsers_errors", len(errors), "sessions", goal="0", errors=errors, **common)]
     if times:
         out.append(_figure("classroom_browsers_click_to_results_max_s", max(times), "s", **common,
-                           meaning="real Chromium browsers: from clicking Start to the preset's commentary on the "
-                                   "page (both races run at once: the limit is the cores)",
+                           meaning="real Chromium students: from clicking Start to the preset's commentary on the "
+                                   "page (their identical races share one computation)",
                            each_s=[round(t, 2) for t in times]))
     return out
 
@@ -339,7 +453,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--students", type=int, default=30)
     ap.add_argument("--window", type=float, default=START_WINDOW_S, help="seconds within which all press Start")
     ap.add_argument("--idle", type=int, default=12, help="idle browser tabs for the server's memory per session")
-    ap.add_argument("--browsers", type=int, default=2)
+    ap.add_argument("--browsers", type=int, default=3, help="Chromium students in the class poll (at least 3)")
     ap.add_argument("--no-browsers", action="store_true")
     args = ap.parse_args(argv)
     records = [idle_sessions_apptest()]  # first, while this process has not yet trained (and freed) anything

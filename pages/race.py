@@ -27,6 +27,7 @@ from tl_core.models.registry import ARCHS
 from tl_core.training.history import History, race_histories
 from tl_core.training.plan import STRATEGIES
 from ui import live, results
+from ui import quiz
 from ui.charts import race as race_charts
 from ui.render import show_chart
 from ui.state import (PERSIST, URL_PICK, current_plan, init_state, leave_preset, remember_link, set_projector)
@@ -201,7 +202,6 @@ def _start() -> None:
     except ValueError as e:
         st.session_state["race.error"] = str(e)
         return
-    st.session_state["race.order"] = [lane.key for lane in lanes]
     st.session_state["race.labels"] = {lane.key: lane.label for lane in lanes}
     predicted = predicted if predicted in keys else None
     job = live.start(SLOT, RaceJob(tuple(lanes), data, predicted), label=f"race of {len(lanes)} lanes")
@@ -230,7 +230,7 @@ def _draw_live(job: Job, records: list) -> None:
         return
     projector = bool(st.session_state.get("class.projector"))
     histories = race_histories(records)
-    order = st.session_state.get("race.order") or list(histories)
+    order = [lane.key for lane in race.lanes] if isinstance(race, RaceJob) else list(histories)  # the run's own
     if not projector:
         _sharers_line(job)
     live.show_status(job, race_progress(histories, order, live.elapsed(job)))
@@ -272,7 +272,7 @@ def _show_projector_results(outcome: RaceOutcome) -> None:
     with right:
         histories = {k: History.from_result(r) for k, r in outcome.results.items()}
         show_chart(race_charts.race_curves_chart(_by_label(histories), title="Validation accuracy per epoch (final)",
-                                                 final=True, finals=_finals(outcome)), key="race.curves")
+                                                 final=True, finals=_finals(outcome), height=330), key="race.curves")
 
 
 def _show_results(outcome: RaceOutcome) -> None:
@@ -386,7 +386,8 @@ predicted = st.session_state.get("race.prediction")
 b1, b2, _ = st.columns([2, 1, 3])
 b1.button(":material/play_arrow: Start the race", key="race.start", type="primary", on_click=_start,
           shortcut="Ctrl+Enter", disabled=(_needs_prediction() and predicted not in keys) or weights_missing,
-          help="Enabled once you have predicted the winner (Ctrl+Enter).")
+          help="Enabled once you have predicted the winner (Ctrl+Enter)." if _needs_prediction() else
+          "The class has predicted: start the race for everyone to watch (Ctrl+Enter).")
 b2.button(":material/stop_circle: Stop", key="race.stop", on_click=live.stop, args=(SLOT,), shortcut="Alt+X",
           help="Stop watching the race (Alt+X). A race that classmates share goes on for them.")
 if not keys:
@@ -423,3 +424,5 @@ if shown:
 elif outcome is not None and not running and not projector:
     st.caption(f":material/history: Your last race ran other settings ({_describe(outcome.lanes, outcome.data)}); "
                f"its results show again under those settings. Press Start to race the settings above.")
+
+quiz.section("race")

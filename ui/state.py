@@ -76,7 +76,8 @@ def _race() -> dict[str, Default]:
     from tl_core.experiments.race import DEFAULT_RACE
 
     return {**_slot("race"), "race.strategies": list(DEFAULT_RACE), "race.own": False, "race.prediction": None,
-            "race.pick": None}  # (job id, lane key): the prediction this session made for that race
+            "race.pick": None,  # (job id, lane key): the prediction this session made for that race
+            "race.labels": dict}  # lane key -> label, of the latest race started here
 
 
 def _matrix_lab() -> dict[str, Default]:

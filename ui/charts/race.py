@@ -18,7 +18,7 @@ from ui.charts.training import heatmap_matrix
 
 def race_curves_chart(histories: dict[str, History], *,
                       title: str = "Validation accuracy per epoch, every lane", final: bool = False,
-                      finals: dict[str, float] | None = None) -> Chart:
+                      finals: dict[str, float] | None = None, height: int = 460) -> Chart:
     """Every lane's validation accuracy against the epoch, on shared axes.
 
     Args:
@@ -27,6 +27,7 @@ def race_curves_chart(histories: dict[str, History], *,
         final: The race is over: the takeaway names the winner and the last lane, not "so far".
         finals: lane key -> final validation accuracy (the results table's numbers), used by the takeaway of a
             finished race so that it reads as the table does.
+        height: In px (the projector's reveal uses a shorter one, so that it fits beside the table at 1080p).
 
     Returns:
         A Chart whose takeaway names the best and the worst lane (so far, while it runs).
@@ -42,7 +43,7 @@ def race_curves_chart(histories: dict[str, History], *,
                          mode="lines+markers", line=dict(color=colour, dash=dash, width=3),
                          marker=dict(symbol=i, size=8)))
     last_epoch = max(p[0] for h in histories.values() for p in h.val_points())
-    fig = theme.figure(data, title, 460, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0.5, xanchor="center"),
+    fig = theme.figure(data, title, height, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0.5, xanchor="center"),
                   xaxis=theme.axis("epoch", tick0=1, dtick=theme.epoch_dtick(last_epoch)),
                   yaxis=theme.axis("validation accuracy", range=[0, 1.02], tickformat=".0%"))
     if final and finals:
@@ -129,7 +130,8 @@ def poll_chart(labels: list[str], counts: list[int], *, answer: int | None = Non
     total = sum(counts)
     colours = [theme.GREEN if i == answer else (theme.GREY if answer is not None else theme.BLUE)
                for i in range(len(labels))]
-    text = [f"{c} of {total}" if total else "0" for c in counts]
+    text = [(f"{c} of {total}" if total else "0") + (" · the winner" if i == answer else "")
+            for i, c in enumerate(counts)]
     bars = dict(type="bar", orientation="h", y=[theme.wrap(label, 26) for label in labels], x=counts, text=text,
                 textposition="outside", cliponaxis=False, marker=dict(color=colours), hoverinfo="skip")
     fig = theme.figure([bars], f"{title} ({total} student{'' if total == 1 else 's'})", 120 + 62 * len(labels),
