@@ -15,6 +15,7 @@ import streamlit as st
 from tl_core.training.device import describe_device
 from tl_core.classroom.presets import MAX_SEED
 from ui import warm
+from ui import quiz
 from ui.render import projector_style
 from ui.state import PERSIST, apply_link, current_plan, init_state, on_seed_change
 
@@ -60,6 +61,7 @@ with st.sidebar:
     st.toggle(":material/co_present: Projector view", key="class.projector", persist_state=PERSIST,
               help="Only the race, in large type, without this sidebar: for the classroom projector. The race page "
                    "has a button to leave it.")
+    quiz.sidebar()  # the learner's progress in the scenario questions, and the summary to hand in
 if projector and page.url_path != "race":  # the projector shows the race only
     st.switch_page(RACE_PAGE, query_params=st.query_params.to_dict())
 if projector:

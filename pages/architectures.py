@@ -17,6 +17,7 @@ from tl_core.models.weights import WeightsUnavailable, torchvision_archs
 from ui.charts import architectures as arch_charts
 from ui.charts.decisions import plan_groups_chart
 from ui.render import show_chart
+from ui import quiz
 from ui.state import PERSIST, current_plan, init_state
 
 CARDS = family_cards()
@@ -196,3 +197,5 @@ with f2:
         st.info(exc.status.how_to_get(), icon=":material/inventory_2:")
     except ValueError as exc:
         st.info(f"The cached weights of {chosen} cannot be shown: {exc}", icon=":material/inventory_2:")
+
+quiz.section("architectures")

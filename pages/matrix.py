@@ -10,6 +10,7 @@ from tl_core.teaching.matrix import TABLE_COLUMNS, classify, pan_yang_table
 from tl_core.experiments import demo_for
 from ui.charts import theme
 from ui.charts.diagrams import tree_dot
+from ui import quiz
 from ui.state import PERSIST, init_state
 
 QUESTIONS: tuple[tuple[str, str, str], ...] = (  # (key, question, help)
@@ -78,3 +79,5 @@ elif setting.on_table:
 else:
     st.caption("**Takeaway:** the highlighted row is the nearest setting; the notes above say where your answers "
                "leave it.")
+
+quiz.section("matrix")

@@ -11,6 +11,7 @@ from tl_core.teaching.quadrant import LOTS_PER_CLASS, SIMILAR_AT, boundary_note,
 from tl_core.training.plan import STRATEGIES, Plan
 from ui.charts.decisions import quadrant_figure
 from ui.render import chart, show_plan
+from ui import quiz
 from ui.state import PERSIST, init_state, set_data, set_plan
 
 OWN_SIMILARITY_STANDIN = {"similar": 0.8, "different": 0.25}  # shapes-world similarity that mimics each answer
@@ -86,3 +87,5 @@ if mode == "own":
 if st.button("Use this plan", key="quadrant.use", type="primary", on_click=_use_plan,
              args=(plan.to_dict(), data_n, sim)):
     st.switch_page("pages/train.py")
+
+quiz.section("quadrant")

@@ -9,6 +9,7 @@ from tl_core.teaching import content
 
 from tl_core.data import shapes
 from ui.charts.diagrams import traditional_vs_transfer_dot
+from ui import quiz
 from ui.state import init_state
 
 PREVIEW_PER_CLASS = 4  # images per class in each preview grid
@@ -58,3 +59,5 @@ st.caption("**Takeaway:** as similarity falls, the target's domain drifts away f
 
 st.info("Next: place a problem in the **Domain & task matrix**, then size up your data in **Size vs similarity**.",
         icon=":material/arrow_forward:")
+
+quiz.section("welcome")
