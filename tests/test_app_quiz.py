@@ -108,10 +108,24 @@ def test_a_learner_answers_the_matrix_pages_questions_and_each_answer_explains_i
     _answer(app, "m6", "self_taught")
     assert _answered(app) == f"3 of {TOTAL} questions answered"
     assert _first_try(app).startswith("1 right on the first try, 3 right now.")
+
+    # the rest of the page: two more picks on the matrix (the loan, the museum) and two multiple choices
+    _ok(app.radio(key="matrix.same_domain").set_value(True).run())  # the loan: only the sampling differs
+    app.button(key="quiz.m2.check").click().run()
+    assert any(s.value.startswith(f"**{Q.get_question('m2').keyed.label}.**") for s in _ok(app).success)
+    for field in ("source_labels", "same_domain", "same_task"):  # the museum: no labels anywhere
+        _ok(app.radio(key=f"matrix.{field}").set_value(False).run())
+    app.button(key="quiz.m5.check").click().run()
+    _answer(app, "m4", "task")
+    _answer(app, "m7", "none")
+    assert _answered(app) == f"7 of {TOTAL} questions answered"
+    assert _first_try(app).startswith("4 right on the first try, 6 right now.")
+    assert any(c.value.endswith("7 of 7 answered on this page, 4 right on the first try.") for c in app.caption)
     progress = Q.decode_progress(app.query_params["quiz"])  # the URL holds the answers
     assert progress["m3"] == Q.Attempt("transductive", "inductive", 2)
     assert progress["m1"].last == "domain_adaptation" and progress["m1"].tries == 2
     assert progress["m6"] == Q.Attempt("self_taught", "self_taught", 1)
+    assert progress["m5"] == Q.Attempt("unsupervised", "unsupervised", 1) and progress["m4"].last == "task"
 
 
 def test_a_point_on_the_quadrant_answers_a_quadrant_question(app: AppTest, go: Callable):
@@ -233,7 +247,7 @@ def _instructor() -> None:
 
     from ui import quiz
 
-    quiz.push_control(st.query_params["class"])
+    quiz.push_control(st.query_params["class"], show_tally=True)
 
 
 def _student() -> None:

@@ -13,6 +13,10 @@ page switches and a reload without accounts or anything stored on the server. Th
 tl_core.classroom.polls: `push_control(code)` for the instructor page, `student_form(code, member)` for a student
 in a class.
 
+Starting a run sets what the race page's own Start sets ("race.labels", "race.pick", "race.prediction", the URL's
+preset, seed and pick, after ui.state.apply_preset), or what the quadrant lab's Run sets ("quadrant_lab.sizes",
+".similarities", ".strategies", ".n_seeds", ".running", ".running_config"), so that those pages show the run.
+
 Session-state keys (all "quiz.*"): "quiz.progress" (question id -> Attempt), "quiz.picks" (question id -> the
 matrix Answers last checked), "quiz.runs" (question id -> (slot, job id, the learner's pick) of a run not yet
 measured), "quiz.measured" (question id -> Measurement), "quiz.restored" (the URL was read), "quiz.problem" (why the
@@ -422,12 +426,13 @@ def _tally(q: Question, tally: dict[str, int], answer: str | None) -> None:
                                                        + (f" ({pct(n / total)})" if total else ""))
 
 
-def push_control(code: str, registry: Any = None) -> None:
-    """For the instructor page: push any question to the class as a poll, watch the tally, reveal the answer.
+def push_control(code: str, registry: Any = None, *, show_tally: bool = False) -> None:
+    """For the instructor page: push any question to the class as a poll, reveal its answer, then explain every option.
 
     Args:
         code: The open class's code (tl_core.classroom.polls).
         registry: The class registry (default: tl_core.classroom.polls.get_registry()).
+        show_tally: Also draw the class's votes per option (the instructor page already charts any current poll).
     """
     from tl_core.classroom.polls import get_registry
 
@@ -445,7 +450,8 @@ def push_control(code: str, registry: Any = None) -> None:
         return
     answer = reg.answer(code, poll.id)
     st.markdown(f"**Now asking ({q.id}):** {q.prompt}")
-    _tally(q, reg.tally(code, poll.id), answer)
+    if show_tally:
+        _tally(q, reg.tally(code, poll.id), answer)
     if answer is None:
         st.button(":material/visibility: Reveal the answer", key="quiz.push.reveal", on_click=_reveal,
                   args=(code, poll.id, q.answer, reg))

@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tl_core.classroom.presets import BN_KEEP, BN_REESTIMATE, NEAR_POINTS, PRESETS, get_preset
+from tl_core.classroom.presets import BN_KEEP, BN_REESTIMATE, NEAR_POINTS, get_preset
 from tl_core.fmt import and_list, pct, points, sci
 from tl_core.teaching.matrix import ALL_ANSWERS, Answers, classify, decision_path
-from tl_core.teaching.quadrant import (SIMILARITIES, SIZES, boundary_note, classify_similarity, classify_size,
-                                       plan_for, recommend)
+from tl_core.teaching.quadrant import boundary_note, classify_similarity, classify_size, plan_for, recommend
 from tl_core.training.plan import STRATEGIES, Plan, make_plan
 
 PAGES: dict[str, str] = {  # page key -> the page's title in the app
