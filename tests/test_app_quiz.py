@@ -237,8 +237,13 @@ def test_a_sweep_answer_starts_the_quadrant_lab_on_its_cell(app: AppTest, go: Ca
     assert (config.sizes, config.similarities, config.seeds) == ((20,), (1.0,), (0,))
     assert config.strategies == Q.get_question("q2").run.strategies
     assert app.multiselect(key="quadrant_lab.sizes").value == [20]  # the lab's own controls describe this sweep
-    get_manager().cancel(job.id)
-    job.wait(120)
+    _finish(app, "quadrant_lab")
+    measured = app.session_state["quiz.measured"]["q2"]
+    assert measured.agrees is not None and measured.text.startswith(
+        "Measured in the quadrant lab (20 images per class, similarity 1, seed 0): ")
+    go(app, "pages/quadrant.py")  # the question shows it, agreeing or not
+    shown = [a.value for a in (*app.success, *app.warning) if a.value == measured.text]
+    assert shown and ("contradicts" in measured.text) == (not measured.agrees)
 
 
 # ---- class polls -------------------------------------------------------------------------------------------------------
