@@ -29,7 +29,7 @@ from typing import Any
 
 from tl_core.classroom.presets import BN_KEEP, BN_REESTIMATE, NEAR_POINTS, get_preset
 from tl_core.fmt import and_list, pct, points, sci
-from tl_core.teaching.matrix import ALL_ANSWERS, Answers, classify, decision_path
+from tl_core.teaching.matrix import ALL_ANSWERS, Answers, Setting, classify, decision_path
 from tl_core.teaching.quadrant import boundary_note, classify_similarity, classify_size, plan_for, recommend
 from tl_core.training.plan import STRATEGIES, Plan, make_plan
 
@@ -201,12 +201,13 @@ def pick_feedback(q: Question, answers: Answers) -> list[str]:
 
 
 # ---- the checks: the library decides every keyed answer ---------------------------------------------------------------
-def _setting(**a: bool):
+def _setting(**a: bool) -> Setting:
     return classify(a["source_labels"], a["target_labels"], a["same_domain"], a["same_task"])
 
 
 def _cell(n_per_class: int, similarity: float | str) -> tuple[str, str]:
-    return tuple(quadrant_option(n_per_class, similarity).split("_"))  # type: ignore[return-value]
+    size, sim = quadrant_option(n_per_class, similarity).split("_")
+    return size, sim
 
 
 def _plan(n_per_class: int, similarity: float | str, arch: str = "shapesnet") -> Plan:
