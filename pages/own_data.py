@@ -238,8 +238,9 @@ def _report(ds: OwnDataset) -> None:
                    icon=":material/content_copy:")
     same_class = [d for d in rep.duplicates if not d.conflict]
     if same_class:
-        st.caption(f":material/content_copy: {len(same_class)} picture{'s appear' if len(same_class) != 1 else ' appears'}"
-                   f" more than once within a class: " + md(summarise([d.paths[0] for d in same_class])) + ".")
+        many = len(same_class) != 1
+        st.caption(f":material/content_copy: {len(same_class)} picture{'s appear' if many else ' appears'} more than "
+                   f"once within a class: " + md(summarise([d.paths[0] for d in same_class])) + ".")
     if rep.skipped:
         st.warning(f"**{len(rep.skipped)} file{'s were' if len(rep.skipped) != 1 else ' was'} skipped.**", icon=":material/skip_next:")
         st.dataframe([{"File": s.path, "Reason": s.reason} for s in rep.skipped], hide_index=True,

@@ -125,11 +125,11 @@ def _draw_live(job, records: list) -> None:
 def _buttons(kind: str, run_label: str, on_click: Any, disabled: bool, help: str | None = None) -> None:
     """A tab's Run and Stop, side by side; Stop is live only while this tab's job runs."""
     mine = running_kind == kind
-    b1, b2, _ = st.columns([3, 1, 2], vertical_alignment="center")
-    b1.button(run_label, key=f"{SLOT}.run_{kind}", type="primary", on_click=on_click, disabled=running or disabled,
-              help=help)
-    b2.button(":material/stop_circle: Stop", key=f"{SLOT}.stop_{kind}", on_click=live.stop, args=(SLOT,),
-              disabled=not mine)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button(run_label, key=f"{SLOT}.run_{kind}", type="primary", on_click=on_click,
+                  disabled=running or disabled, help=help)
+        st.button(":material/stop_circle: Stop", key=f"{SLOT}.stop_{kind}", on_click=live.stop, args=(SLOT,),
+                  disabled=not mine)
     if ss[f"{SLOT}.error"] and (ss.get(f"{SLOT}.error_kind") or ss.get(f"{SLOT}.running")) == kind:
         st.error(ss[f"{SLOT}.error"], icon=":material/warning:")
     if mine:
@@ -203,7 +203,7 @@ st.markdown("The size-vs-similarity quadrant gives rules of thumb. Here they are
             "course's advice. Where they disagree, it says so.")
 with st.container(border=True):
     st.markdown("**How the targets are built: read this before you trust a result.**")
-    st.markdown(f"- *Similar* (similarity {SIMILAR_AT:g} and up): {SIMILAR_TARGET.design}\n"
+    st.markdown(f"- *Similar*: {SIMILAR_TARGET.design}\n"
                 + "\n".join(f"- *Different: {t.label}* ({t.cue} task): {t.design}" for t in DIFFERENT_TARGETS.values()))
     st.caption("So on the grating target the course's rule for different data cannot lose: the target was chosen "
                "for it. Pick the outlined shapes to see a different target where it can.")

@@ -1,5 +1,6 @@
-"""Real-browser test: upload a zip on the own-images page, see the validation report, close the tab, and watch the
-server's reaper remove the session's private temp folder.
+"""Real-browser test: upload a zip on the own-images page, see the validation report (a class folder named like a
+Markdown link shows as its characters, never as a link), close the tab, and watch the server's reaper remove the
+session's private temp folder.
 
 Starts `streamlit run app.py` (conftest's `serve_app`) with its own TMPDIR (so its session folders are the only ones
 there), an empty TORCH_HOME, and a short clean-up grace period, then drives Debian's chromium through Playwright (the
@@ -19,14 +20,15 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 CLEANUP_S = 60  # how long the reaper may take to remove a closed session's folder (grace 1 s, checks every 0.5 s)
-COLOURS = {"cats": (220, 30, 30), "dogs": (30, 60, 220), "fish": (30, 170, 60)}
+EVIL = "[go](javascript:alert(1))"  # a class folder named like a Markdown link
+COLOURS = {"cats": (220, 30, 30), "dogs": (30, 60, 220), "fish": (30, 170, 60), EVIL: (200, 200, 30)}
 
 
 def _zip(path: Path) -> Path:
-    """cats/, dogs/ and fish/ with 5, 4 and 3 small pictures."""
+    """cats/, dogs/, fish/ and [go](javascript:alert(1))/ with 5, 4, 3 and 3 small pictures."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for (cls, rgb), n in zip(COLOURS.items(), (5, 4, 3)):
+        for (cls, rgb), n in zip(COLOURS.items(), (5, 4, 3, 3)):
             for i in range(n):
                 im = Image.new("RGB", (48, 48), (240, 240, 235 - 3 * i))
                 ImageDraw.Draw(im).ellipse([4 + i, 6, 34 + i, 36], fill=rgb)
@@ -59,13 +61,21 @@ def test_upload_shows_the_report_and_the_closed_session_is_cleaned_up(chromium: 
                 expect(page.get_by_role("heading", name="Your own images")).to_be_visible()
 
                 page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(upload))
-                report = page.get_by_text("12 images in 3 classes (cats 5, dogs 4, fish 3), ready to train")
-                expect(report).to_be_visible()
+                expect(page.get_by_text("15 images in 4 classes")).to_be_visible()
                 chart = page.locator(".js-plotly-plot").filter(has_text="Usable images per class")
                 expect(chart).to_be_visible()
-                for label in ("cats", "dogs", "fish"):
+                for label in ("cats", "dogs", "fish", EVIL):
                     expect(chart.locator(".xtick text", has_text=label)).to_have_count(1)
-                expect(page.get_by_text("Takeaway: cats has the most images (5), fish the fewest (3)")).to_be_visible()
+                expect(page.get_by_text("Takeaway: cats has the most images (5)")).to_be_visible()
+                shown = page.locator('[data-testid="stMain"] :is([data-testid="stMarkdownContainer"], '
+                                     '[data-testid="stCaptionContainer"])')
+                texts = [t.replace("\u2060", "") for t in shown.all_inner_texts()]  # the joiners that stop autolinks
+                assert f"15 images in 4 classes ({EVIL} 3, cats 5, dogs 4 and fish 3), ready to train." in texts
+                assert f"Takeaway: cats has the most images (5), {EVIL} the fewest (3): 1.7x apart, close enough to " \
+                       f"balanced." in texts
+                assert page.locator('[data-testid="stMain"] a[href*="javascript"]').count() == 0
+                # no name of the learner's became a link (only the headings' own "#" anchors are links)
+                assert shown.locator('a:not([href^="#"])').count() == 0
                 page.screenshot(path=str(tmp_path / "own_data_report.png"), full_page=True)
 
                 folders = [p for p in sessions.iterdir()] if sessions.exists() else []

@@ -131,6 +131,8 @@ def test_own_train_job_trains_above_chance_through_the_job_manager() -> None:
     assert (out.n_train, out.n_val) == (18, 6) and out.val_images.shape == (6, 3, 32, 32)
     assert out.classes == ("red", "green", "blue") and out.result.status == "finished"
     assert out.result.final_val_acc > 1 / 3
+    assert planform.ran_note(out.result) == ("100 epochs (100 optimiser steps) were run; the plan asked for 5: the "
+                                             "minimum of 100 steps raised them")
     assert len(job.buffer) > 0  # records streamed while it ran
     with pytest.raises(ValueError, match="cannot be trained on yet"):
         own.split_tensors(load_class_uploads({"only": uploads(3)["red"]}, size=32))

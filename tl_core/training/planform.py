@@ -249,5 +249,6 @@ def ran_note(result: RunResult) -> str:
     if epochs > plan.epochs:
         return f"{ran}; the plan asked for {plan.epochs}: the minimum of {plan.min_steps} steps raised them"
     if epochs < plan.epochs and result.status != "finished":
-        return f"{ran} of the {plan.epochs} planned: the run {'was stopped' if result.status == 'cancelled' else 'diverged'}"
+        why = "was stopped" if result.status == "cancelled" else "diverged"
+        return f"{ran} of the {plan.epochs} planned: the run {why}"
     return ran

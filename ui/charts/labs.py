@@ -420,9 +420,10 @@ def cut_depth_chart(res: Any, chance: dict[str, float] | None = None) -> Chart:
                                  marker=dict(color=SERIES[i % len(SERIES)], size=5, opacity=0.4)))
         guess = getattr(res, "predicted", {}).get(getattr(res, "kinds", {}).get(target, ""))
         if guess in means:  # the learner's prediction, made before the run, on the measured line
+            star = dict(symbol="star-open", size=22, line=dict(width=2, color=SERIES[i % len(SERIES)]))
             data.append(dict(type="scatter", mode="markers", x=[guess], y=[means[guess]],
-                             name=f"your prediction: {target}", marker=dict(symbol="star-open", size=22, line=dict(
-                                 width=2, color=SERIES[i % len(SERIES)])), hovertemplate="your prediction<extra></extra>"))
+                             name=f"your prediction: {target}", marker=star,
+                             hovertemplate="your prediction<extra></extra>"))
     fig = _figure(data, f"Cut at layer n: a new head on the frozen source features ({res.n_per_class} images per "
                         f"class)", 380, xaxis=theme.axis("cut after (input → output; block4 = fixed feature extraction)"),
                   yaxis=acc_axis())
