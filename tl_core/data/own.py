@@ -220,7 +220,7 @@ def _group_duplicates(ds: OwnDataset) -> list[Duplicate]:
 
 def _digest(rgb: PILImage.Image) -> str:
     """A hash of an image's decoded RGB pixels and size: identical pictures match, whatever their file format."""
-    h = hashlib.sha256(f"{rgb.width}x{rgb.height}".encode())
+    h = hashlib.blake2b(f"{rgb.width}x{rgb.height}".encode(), digest_size=16)
     h.update(rgb.tobytes())
     return h.hexdigest()
 
