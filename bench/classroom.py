@@ -398,7 +398,8 @@ def _browsers_poll(pw: Any, url: str, n: int) -> list[dict]:
             page.set_default_timeout(120_000)
             page.goto(link)
             expect(page.get_by_text("your vote in the class poll")).to_be_visible()
-            page.get_by_text(lane.label, exact=True).first.click()
+            prediction = page.locator('[data-testid="stRadio"]').filter(has_text="Before the start")
+            prediction.get_by_text(lane.label, exact=True).click()
             expect(page.get_by_role("button", name="Start the race")).to_be_enabled()
             students.append(page)
         deadline = time.monotonic() + 30
