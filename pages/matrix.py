@@ -5,65 +5,73 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tl_core.teaching.content import DOMAIN_DEFINITION, TASK_DEFINITION
-from tl_core.teaching.matrix import TABLE_COLUMNS, classify, pan_yang_table
 from tl_core.experiments import demo_for
+from tl_core.teaching.content import WORKED_CASES, WorkedCase
+from tl_core.teaching.matrix import QUESTIONS, TABLE_COLUMNS, as_is_note, classify, pan_yang_table
 from ui.charts import theme
 from ui.charts.diagrams import tree_dot
 from ui import quiz
 from ui.state import PERSIST, init_state
 
-QUESTIONS: tuple[tuple[str, str, str], ...] = (  # (key, question, help)
-    ("matrix.target_labels", "Are labels available in the **target** domain?",
-     "Do you have at least some labelled examples of the problem you want to solve?"),
-    ("matrix.source_labels", "Are labels available in the **source** domain?",
-     "Is the data the original model (or your extra dataset) learnt from labelled?"),
-    ("matrix.same_domain", "Are the source and target **domains** the same?",
-     DOMAIN_DEFINITION + " Same input space, same distribution: yes."),
-    ("matrix.same_task", "Are the source and target **tasks** the same?",
-     TASK_DEFINITION + " Same labels, same relation to the inputs: yes."),
-)
+KEYS = ("source_labels", "target_labels", "same_domain", "same_task")  # classify's order; widget keys "matrix.<k>"
+
+
+def _load_case(case: WorkedCase) -> None:
+    """Callback of a worked case's button: put its answers into the four questions."""
+    for key, value in zip(KEYS, case.answers):
+        st.session_state[f"matrix.{key}"] = value
+
+
+def _yes_no(b: bool) -> str:
+    return "yes" if b else "no"
+
 
 init_state("matrix")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 st.title(":material/grid_view: Domain & task matrix")
 st.markdown(
     "Transfer learning is not one technique but a family. Which member you need depends on where your labels "
     "are and on what differs between the source and the target. Answer four questions; the course's decision "
-    "tree, after Pan & Yang's *A Survey on Transfer Learning* (2010), places your problem.")
+    "tree, after Pan & Yang's *A Survey on Transfer Learning* (2010), places your problem. A **domain** is a "
+    "feature space with its distribution P(X); a **task** is a label space with its predictive function P(Y|X) "
+    "(the formal definitions are on *What is transfer learning*).")
 
-left, right = st.columns([2, 3], gap="large")
+left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Your problem")
-    for key, question, help_text in QUESTIONS:
-        st.radio(question, [True, False], format_func=lambda b: "Yes" if b else "No", key=key, horizontal=True,
-                 help=help_text, persist_state=PERSIST)
+    for key in ("target_labels", "source_labels", "same_domain", "same_task"):
+        question, help_text = QUESTIONS[key]
+        st.radio(question, [True, False], format_func=lambda b: "Yes" if b else "No", key=f"matrix.{key}",
+                 horizontal=True, help=help_text, persist_state=PERSIST)
 
-setting = classify(
-    source_labels=st.session_state["matrix.source_labels"], target_labels=st.session_state["matrix.target_labels"],
-    same_domain=st.session_state["matrix.same_domain"], same_task=st.session_state["matrix.same_task"])
+setting = classify(*(st.session_state[f"matrix.{k}"] for k in KEYS))
 
-with left:
-    st.caption(f"{setting.category.capitalize()} setting" if setting.category != "none" else "No transfer setting")
-    st.subheader(setting.name)
+with right:
+    st.caption(setting.category_label)
+    st.subheader(setting.headline)
     st.markdown(setting.explanation)
     if setting.tricky:
         st.warning(setting.tricky_note, icon=":material/warning:")
     st.markdown(f"**Example.** {setting.example}")
     for caveat in setting.caveats:
         st.info(caveat, icon=":material/info:")
+    if note := as_is_note(setting):
+        st.info(note, icon=":material/check_circle:")
+        st.page_link("pages/explorer.py", label="Use a model as-is: the Pretrained explorer",
+                     icon=":material/search:")
     if (demo := demo_for(setting.key)) is not None:
-        st.page_link("pages/matrix_lab.py", label=f"See it live: {demo.title.lower()} in the lab", icon=":material/science:",
-                     query_params={"setting": setting.key})
+        st.page_link("pages/matrix_lab.py", label=f"See it live: {demo.title.lower()} in the lab",
+                     icon=":material/science:", query_params={"setting": setting.key})
 
-with right:
-    st.subheader("The course's decision tree")
-    st.graphviz_chart(tree_dot(setting), width="stretch")
-    st.caption("**Takeaway:** the target's labels decide first; without them you need source labels, "
-               "and then whether the domains match decides between fixing biases and adapting the domain.")
+st.subheader("The course's decision tree")
+st.graphviz_chart(tree_dot(setting), width="stretch")
+st.caption("**Takeaway:** the target's labels decide first; without them you need source labels, and then whether "
+           "the domains match decides between fixing sampling biases and adapting the domain. Dashed leaves and "
+           "branches are the app's additions: honest names for answers that the course's tree sends to a leaf "
+           "whose name does not fit them.")
 
 st.subheader("Pan & Yang's table of settings")
 table = pd.DataFrame(pan_yang_table(), columns=list(TABLE_COLUMNS))
-table.insert(0, "You", ["your answers" if i == setting.table_row else "" for i in range(len(table))])
+table.insert(0, "You", ["← your answers" if i == setting.table_row else "" for i in range(len(table))])
 
 
 def _highlight(row: pd.Series) -> list[str]:
@@ -71,13 +79,25 @@ def _highlight(row: pd.Series) -> list[str]:
     return [f"background-color: {theme.BLUE}; color: white; font-weight: bold" if on else ""] * len(row)
 
 
-st.dataframe(table.style.apply(_highlight, axis=1), hide_index=True, width="stretch")
+st.table(table.style.apply(_highlight, axis=1), hide_index=True)  # a static table: its text wraps to the page
 if setting.table_row is None:
-    st.caption("**Takeaway:** your answers describe one problem with more data; no row of the table applies.")
+    st.caption("**Takeaway:** your answers fit no row of the table; the headline above says why.")
 elif setting.on_table:
     st.caption("**Takeaway:** your answers match the highlighted row exactly.")
 else:
-    st.caption("**Takeaway:** the highlighted row is the nearest setting; the notes above say where your answers "
-               "leave it.")
+    st.caption(f"**Takeaway:** the highlighted row is the nearest setting; your answers leave it ({setting.off_table}), "
+               f"as the notes above explain.")
+
+st.subheader("Worked cases: the course's two running examples")
+for col, case in zip(st.columns(len(WORKED_CASES)), WORKED_CASES):
+    placed = classify(*case.answers)
+    with col.container(border=True):
+        st.markdown(f"**{case.title}**")
+        src, tgt, dom, task = case.answers
+        st.caption(f"Target labels {_yes_no(tgt)} · source labels {_yes_no(src)} · domains "
+                   f"{'the same' if dom else 'different'} · tasks {'the same' if task else 'different'}")
+        st.markdown(f"**{placed.headline}.** {case.matrix_why}")
+        st.button("Load these answers", key=f"matrix.case.{case.key}", on_click=_load_case, args=(case,),
+                  icon=":material/input:")
 
 quiz.section("matrix")

@@ -40,7 +40,14 @@ for col, benefit in zip(st.columns(len(content.BENEFITS)), content.BENEFITS):
         st.markdown("\n".join(f"- {p}" for p in benefit.points))
 
 st.subheader("Source and target: domains and tasks")
-st.markdown(f"**Domain.** {content.DOMAIN_DEFINITION}  \n**Task.** {content.TASK_DEFINITION}")
+st.caption(f"The course's wording, and the formal definitions of {content.PAN_YANG}, which the course cites.")
+for d in content.DEFINITIONS:
+    course, formal = st.columns(2)
+    with course.container(border=True):
+        st.markdown(f"**{d.term}**, in the course's words  \n{d.course}")
+    with formal.container(border=True):
+        st.markdown(f"**{d.term}**, formally (Pan & Yang)  \n{d.formal}  \n{d.differs_when}")
+st.markdown(content.DEFINITIONS_BRIDGE)
 st.markdown(f"The course's example: *{content.TRANSLATION_TITLES[0]}*, re-used for *{content.TRANSLATION_TITLES[1]}*.")
 st.markdown(content.translation_table_markdown())  # a markdown table: this page needs no pandas (fast first page)
 
@@ -56,6 +63,10 @@ for col, level in zip(st.columns(len(levels)), levels):
         st.caption(f"{description}. Rows: {', '.join(classes)}.")
 st.caption("**Takeaway:** as similarity falls, the target's domain drifts away from the source's look, and "
            "below 0.5 its task changes too. The decision pages ask how much that matters.")
+
+with st.expander("Curriculum map (docs/CURRICULUM.md): where each part of the course is taught, and where the app "
+                 "departs from it", icon=":material/map:"):
+    st.markdown(content.curriculum_markdown())
 
 st.info("Next: place a problem in the **Domain & task matrix**, then size up your data in **Size vs similarity**.",
         icon=":material/arrow_forward:")

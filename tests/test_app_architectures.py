@@ -142,6 +142,30 @@ def test_residual_toggle_changes_the_first_layer_gradient(page: AppTest):
     assert [len(trace["y"]) for trace in chart["data"]] == [40, 40]
 
 
+def test_batch_norm_toggle_shows_the_plain_gradient_survives_and_names_degradation(page: AppTest):
+    """He et al. (2015): batch-normalised plain networks kept healthy gradients; skips cured degradation."""
+    tab = _tab(page, "resnet")
+    card = " ".join(m.value for m in tab.markdown)
+    assert "degradation" in card and "higher training error" in card
+    page.toggle(key="arch.res.skip").set_value(False)
+    page.toggle(key="arch.res.bn").set_value(True)
+    _rerun(page)
+    tab = _tab(page, "resnet")
+    metric = next(m for m in tab.metric if m.label == "Gradient norm at the first layer")
+    assert float(metric.value) > 0.01  # without batch norm this plain stack's is about 1e-17
+    title, chart = next((t, s) for t, s in _charts(tab).items() if t.startswith("Gradient norm"))
+    assert "with batch normalization" in title
+    takeaways = " ".join(c.value for c in tab.caption)
+    assert "does not vanish" in takeaways and "degradation" in takeaways
+
+
+def test_inception_and_alexnet_cards_match_the_models(page: AppTest):
+    inception = " ".join(m.value for m in _tab(page, "inception").markdown)
+    assert "5×5 (factorised)" not in inception and "a 5×5, a double 3×3" in inception
+    alexnet = " ".join(m.value for m in _tab(page, "alexnet").markdown)
+    assert "ReLU" in alexnet and "two GPUs" in alexnet
+
+
 def test_densenet_growth_is_checked_against_torchvision(page: AppTest):
     tab = _tab(page, "densenet")
     assert any(":material/check_circle: matches" in m.value and "64, 96, 128, 160, 192, 224" in m.value for m in tab.markdown)

@@ -16,6 +16,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from tl_core.models import demos as arch_demos
+from tl_core.models import group_params
+from tl_core.teaching import quadrant
 
 from tl_core.models import networks as models
 from tl_core.models.summary import (FAMILY_ORDER, build_meta_model, comparison_table, default_num_classes,
@@ -190,7 +192,8 @@ def test_plan_on_another_arch_keeps_the_strategy_and_the_share_frozen():
     assert plan_on_arch(plan, "resnet18").frozen == ("stem", "layer1", "layer2", "layer3")  # round(3/4 · 5) = 4
     decayed = make_plan("finetune_all", arch="resnet18", lr_decay=0.5)
     on_vgg = plan_on_arch(decayed, "vgg16").lr_mult
-    assert (on_vgg["fc6_7"], on_vgg["block5"], on_vgg["head"]) == pytest.approx((0.5, 0.25, 10.0))
+    assert (on_vgg["fc6_7"], on_vgg["block5"]) == pytest.approx((0.5, 0.25))
+    assert on_vgg.get("head", 1.0) == pytest.approx(decayed.lr_mult.get("head", 1.0))  # the head's multiplier is kept
     early = plan_on_arch(make_plan("early_classifier", cut_after="block2"), "vgg16")  # 2 of 4 -> 3 of 6
     assert (early.cut_after, early.frozen) == ("block3", ("block1", "block2", "block3"))
     for strategy in STRATEGIES:
@@ -203,6 +206,29 @@ def test_group_table_shares_sum_to_one_and_follow_forward_order():
     assert [r["Group"] for r in rows] == list(ARCHS["vgg16"].groups)
     assert sum(r["Share"] for r in rows) == pytest.approx(1.0)
     assert [r["Trains"] for r in rows] == [False] * 6 + [True]
+
+
+# ---- where the weights sit: the records the torch-free quadrant uses ----------------------------------------------
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_recorded_group_params_match_the_meta_device_measurement(arch: str):
+    assert group_params.BODY_PARAMS[arch] == group_params.measure_body_params(arch)
+    assert list(group_params.BODY_PARAMS[arch]) == list(ARCHS[arch].body_groups)
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_the_little_data_plan_really_trains_few_weights(arch: str):
+    """Measured with summarize() on the meta device: "fine-tune only the final layers" on AlexNet and VGG trained
+    89-96% of all weights; the little + similar plan now never trains more than NEARLY_ALL of them."""
+    s = summarize(arch)
+    plan = quadrant.plan_for("little", "similar", arch=arch)
+    body = s.params - s.params_by_group()["head"]
+    tuned_body = trainable_params(s, plan) - s.params_by_group()["head"]
+    assert tuned_body / body <= quadrant.NEARLY_ALL
+    naive = make_plan("finetune_top", arch=arch)  # the old plan: freeze all but the last body group
+    naive_share = (trainable_params(s, naive) - s.params_by_group()["head"]) / body
+    assert (plan.strategy == "feature_extract") == (naive_share > quadrant.NEARLY_ALL)
+    if arch in ("alexnet", "vgg11", "vgg16"):
+        assert naive_share > 0.85 and tuned_body == 0
 
 
 # ---- cards and comparison ---------------------------------------------------------------------------------------
@@ -331,3 +357,35 @@ def test_imagenet_filters_need_cached_weights(tmp_path: Path, monkeypatch: pytes
     torch.save(fake.state_dict(), target)
     grid = arch_demos.imagenet_filter_grid("resnet18")
     assert grid.shape == (8 * (7 * 5 + 2) + 2,) * 2 + (3,)  # 64 filters of 7×7, enlarged 5×, in an 8×8 grid
+
+
+def test_cards_teach_what_the_papers_say():
+    cards = family_cards()
+    resnet = " ".join(cards["resnet"].points)
+    assert "degradation" in resnet and "higher training error" in resnet
+    assert "because gradients flow back through the shortcuts" not in resnet  # He et al.: BN kept gradients healthy
+    alexnet = " ".join(cards["alexnet"].points)
+    assert "ReLU" in alexnet and "two GPUs" in alexnet
+    inception = " ".join(cards["inception"].points)
+    assert "5×5 (factorised)" not in inception and "a 5×5, a double 3×3" in inception
+
+
+def test_inception_a_really_has_a_5x5_branch_beside_the_double_3x3():
+    model = build_meta_model("inception_v3")
+    for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d"):  # torchvision's Inception-A modules: the card's mixed5 group
+        block = getattr(model, name)
+        assert type(block).__name__ == "InceptionA"
+        assert block.branch5x5_2.conv.kernel_size == (5, 5)
+        assert block.branch3x3dbl_2.conv.kernel_size == block.branch3x3dbl_3.conv.kernel_size == (3, 3)
+    assert model.Mixed_6b.branch7x7_2.conv.kernel_size == (1, 7)  # mixed6: 7×7 split into 1×7 and 7×1
+    assert model.Mixed_6b.branch7x7_3.conv.kernel_size == (7, 1)
+
+
+def test_batch_normalised_plain_stacks_keep_their_gradient():
+    """He et al. (2015): their batch-normalised plain networks did not suffer vanishing gradients."""
+    plain_bn = arch_demos.gradient_flow(40, skip=False, batch_norm=True, seed=0)
+    plain = arch_demos.gradient_flow(40, skip=False, seed=0)
+    assert plain_bn.first_layer > 1000 * arch_demos.VANISHED > plain.first_layer * 1e6
+    text = arch_demos.gradient_takeaway(arch_demos.gradient_flow(40, skip=True, batch_norm=True), plain_bn)
+    assert "does not vanish" in text and "degradation" in text
+    assert "larger with skip" in arch_demos.gradient_takeaway(arch_demos.gradient_flow(40, skip=True), plain)

@@ -42,12 +42,18 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "alexnet": ("AlexNet (2012): the network that started it", ":material/emoji_events: AlexNet", (
         "**Stacked convolutions:** its big innovation was stacking convolutional layers directly on top of each "
         "other: conv3, conv4 and conv5 follow one another with no pooling layer between them.",
+        "**ReLU activations:** max(0, x) instead of the saturating tanh; Krizhevsky et al. report that it reached "
+        "the same training error several times faster, which made a network this deep trainable in days.",
+        "**Trained on two GPUs:** the network was split across two GTX 580s with 3 GB each, half of each layer's "
+        "kernels on each, talking to each other only at some layers. (torchvision's AlexNet is the later "
+        "single-GPU variant from Krizhevsky's \"One weird trick\" paper, 2014, with slightly different widths.)",
         "**Fighting overfitting:** a high dropout of 50% in the fully connected layers, and training images "
         "randomly shifted by offsets (data augmentation).",
         "**Local response normalization:** strongly activated neurons inhibit nearby neurons, so neurons "
         "*compete* to specialise in different kinds of features. (torchvision's version leaves LRN out; modern "
         "networks use batch normalization instead.)",
-        "**Won the ImageNet challenge (ILSVRC) in 2012 by a huge margin**, and made deep CNNs the standard.",
+        "**Won the ImageNet challenge (ILSVRC) in 2012 by a huge margin**, and made deep CNNs the standard. Most "
+        "of its weights sit in the fully connected fc6 and fc7.",
     )),
     "vgg": ("VGG (2014): small filters, stacked deep", ":material/view_module: VGG", (
         "**Stacks of small 3×3 filters** instead of one large filter: three 3×3 layers see the same 7×7 patch of "
@@ -61,11 +67,16 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "resnet": ("ResNet (2015): skip connections, extremely deep", ":material/alt_route: ResNet", (
         "**Skip (shortcut) connections** carry the output of lower layers to layers far ahead, around the "
         "convolutions in between.",
-        "**Residual learning:** each block only adds a correction to its input, so the model is forced to focus "
-        "on what the intermediate layers have *not* learnt yet.",
+        "**Residual learning:** each block only adds a correction F(x) to its input x, so the model is forced to "
+        "focus on what the intermediate layers have *not* learnt yet.",
         "**Batch normalization after each convolution and before each activation.**",
-        "**Extremely deep** (152 layers in the winning entry) and trainable, because gradients flow back through "
-        "the shortcuts (try the residual toggle below). **Won the ImageNet challenge in 2015.**",
+        "**Why it was needed: degradation, not vanishing gradients.** He et al. (2015) found that deeper *plain* "
+        "networks reached a *higher training error* than shallower ones, although batch normalization kept "
+        "their gradients healthy (they checked) and although more layers can only add capacity: the solver "
+        "struggled to learn even an identity mapping through many non-linear layers. A residual block makes the "
+        "identity trivial (F(x) = 0), so extra depth stops hurting. Vanishing gradients had largely been tamed "
+        "by careful initialisation and batch normalization; the toggle below shows both effects.",
+        "**Extremely deep** (152 layers in the winning entry). **Won the ImageNet challenge in 2015.**",
         "Otherwise it shares many features with typical CNNs: convolutions, pooling, a linear classifier. Its name "
         "counts the layers on the longest path; the 1×1 convolutions on some shortcuts come on top.",
     )),
@@ -80,8 +91,12 @@ _CARD_TEXT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "through the dense connections) lets gradients flow back easily.",
     )),
     "inception": ("Inception v3 (2015): several filter sizes side by side", ":material/extension: Inception", (
-        "**Multi-branch modules:** each Inception module runs 1×1, 3×3, 5×5 (factorised) convolutions and "
-        "pooling in parallel and concatenates the results, so the network picks the right scale itself.",
+        "**Multi-branch modules:** each Inception module runs convolutions of several sizes and a pooling branch "
+        "in parallel and concatenates the results, so the network can use whichever scale fits. torchvision's "
+        "Inception-A modules (mixed5) have four branches: a 1×1, a 5×5, a double 3×3 (two stacked 3×3 "
+        "convolutions, which see a 5×5 patch with fewer weights) and average pooling.",
+        "**Factorised convolutions:** later modules split large filters, 7×7 into a 1×7 followed by a 7×1 "
+        "(mixed6), and 3×3 into parallel 1×3 and 3×1 (mixed7).",
         "**1×1 bottlenecks** shrink the channel count before the expensive convolutions, keeping the cost down.",
         "**An auxiliary classifier** on an intermediate layer adds a second loss during training (it is skipped "
         "at inference); it has its own layer group, `aux`.",

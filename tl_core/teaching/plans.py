@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tl_core.teaching.quadrant import SIZES
 from tl_core.training.plan import Plan
 
 
@@ -45,25 +44,32 @@ def layer_roles(plan: Plan) -> list[LayerRole]:
     return rows
 
 
-def freeze_advice(size: str) -> str:
-    """Freeze or fine-tune the initial layers, by how many target labels there are.
+_ADVICE: dict[str, str] = {  # strategy -> what the plan does with the initial layers, and why
+    "scratch": ("Nothing pretrained is kept: every layer, the initial ones included, starts from random weights "
+                "and trains at the same learning rate. There are enough labels to learn them all, and the "
+                "source's weights would not fit this data."),
+    "finetune_all": ("Fine-tune the initial layers too, with smaller learning rates: there are enough labels to "
+                     "adjust them without overfitting, and the generic early layers need to move least."),
+    "finetune_top": ("Freeze the initial layers: target labels are scarce, and every trainable weight is a chance "
+                     "to overfit. Only the last group and the new head train."),
+    "feature_extract": ("Freeze every pretrained layer and train only the new head on their features: with this "
+                        "few labels, the pretrained features are worth more than anything the data could teach "
+                        "the body."),
+    "early_classifier": ("Keep only the initial layers, frozen, as a feature extractor; cut off the later, "
+                         "source-specific ones and fit the new head on the initial layers' features."),
+}
+
+
+def plan_advice(plan: Plan) -> str:
+    """Freeze or fine-tune the initial layers, said for what the plan really does.
 
     Args:
-        size: "lots" or "little".
+        plan: A Plan.
 
     Returns:
-        One sentence of advice.
-
-    Raises:
-        ValueError: If size is not "lots" or "little".
+        One or two sentences that hold for the plan's strategy.
     """
-    if size == "little":
-        return ("Freeze the initial layers: target labels are scarce, and every trainable weight is a chance to "
-                "overfit.")
-    if size == "lots":
-        return ("Fine-tune the initial layers too, with smaller learning rates: there are enough labels to adjust "
-                "them without overfitting.")
-    raise ValueError(f"size must be one of {SIZES}; got {size!r}.")
+    return _ADVICE[plan.strategy]
 
 
 def plan_takeaway(plan: Plan) -> str:

@@ -46,7 +46,8 @@ def gradient_flow_chart(with_skip: GradientFlow, without: GradientFlow, skip_sho
     """Each layer's gradient norm after one backward pass, with and without skip connections (the shown one bold)."""
     shown, other = (with_skip, without) if skip_shown else (without, with_skip)
     fig = theme.figure([_flow_trace(other, shown=False), _flow_trace(shown, shown=True)],
-                       f"Gradient norm of each layer's weights after one backward pass ({shown.depth} layers)", 380,
+                       f"Gradient norm of each layer's weights after one backward pass ({shown.depth} layers, "
+                       f"{'with' if shown.batch_norm else 'without'} batch normalization)", 380,
                        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
                        xaxis=theme.axis("layer (1 = first, next to the input)"),
                        yaxis=theme.axis("gradient norm (log scale)", type="log", exponentformat="power"))
