@@ -70,11 +70,15 @@ for problem in link_problems:
     st.warning(problem, icon=":material/link:")
 
 placeholder = None
-if page.url_path not in LIGHT_PAGES and not warm.ready():  # a first visit while torch still loads: never blank
+heavy_and_cold = page.url_path not in LIGHT_PAGES and not warm.ready()
+if (warm.first_visit(page.url_path) and page.url_path != "") or heavy_and_cold:  # the title at once, never blank
     placeholder = st.empty()
     with placeholder.container():
         st.title(f"{page.icon} {page.title}")
-        st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first visits)")
+        if heavy_and_cold:
+            st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first "
+                       "visits)")
+if heavy_and_cold:
     warm.start()
     warm.wait()  # the page needs these modules anyway; whole ones (code that peeks at sys.modules must not see a half)
 page.run()

@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "ui.charts.architectures", "ui.charts.own_data", "ui.results", "ui.live", "ui.cached",
 )
 
+_visited: set[str] = set()  # url paths of the pages this process has drawn once
 _started = threading.Event()
 _done = threading.Event()
 _lock = threading.Lock()
@@ -54,6 +55,15 @@ def start() -> None:
             return
         _started.set()
     threading.Thread(target=_work, name="tl-warm-imports", daemon=True).start()
+
+
+def first_visit(url_path: str) -> bool:
+    """True the first time this process draws a page (its modules are not imported yet), False afterwards."""
+    with _lock:
+        if url_path in _visited:
+            return False
+        _visited.add(url_path)
+        return True
 
 
 def ready() -> bool:

@@ -202,19 +202,24 @@ class ResultCache:
     def __init__(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
         self.max_entries = max_entries if max_entries is not None else _env_int("TLP_RESULT_CACHE_ENTRIES", 64)
         self.max_bytes = (max_bytes if max_bytes is not None
-                          else _env_int("TLP_RESULT_CACHE_MB", 512) * 2**20)
+                          else _env_int("TLP_RESULT_CACHE_MB", 256) * 2**20)
         self._jobs: OrderedDict[str, tuple[Job, int]] = OrderedDict()  # key -> (job, its result's bytes)
         self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def put(self, job: Job) -> bool:
+    def put(self, job: Job, size: int | None = None) -> bool:
         """Keep a finished job's result (evicting the least recently used). Returns whether it was kept: a result
-        larger than the whole budget is not."""
+        larger than the whole budget is not.
+
+        Args:
+            job: A finished job with a share key.
+            size: Its result's approx_nbytes, if already measured (the manager measures outside its lock).
+        """
         if job.key is None or job.state != DONE:
             return False
-        size = approx_nbytes(job.result)
+        size = approx_nbytes(job.result) if size is None else size
         if size > self.max_bytes:
             return False
         self.drop(job.key)
@@ -377,11 +382,12 @@ class JobManager:
             state = FAILED
             error = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
             traceback.print_exc()
+        size = approx_nbytes(result) if state == DONE and job.key is not None else None  # outside the lock
         with self._lock:
             job.result, job.error, job.state, job.finished = result, error, state, time.monotonic()
             self._running.discard(job.id)
-            if state == DONE and job.key is not None:
-                self.cache.put(job)
+            if size is not None:
+                self.cache.put(job, size)
             if job.forgotten:
                 self._jobs.pop(job.id, None)
             self._dispatch()
