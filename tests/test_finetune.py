@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tl_core.training.freeze import batchnorm_modes, build_optimizer, next_to_thaw, set_train_mode, thaw
+from tl_core.training.freeze import (batchnorm_modes, build_optimizer, next_to_thaw, set_learning_rates,
+                                    set_train_mode, thaw)
 from tl_core.models.networks import build_model
 from tl_core.training.plan import STRATEGIES, make_plan
 from tl_core.training.trainer import build_for_plan
@@ -59,7 +60,9 @@ def test_optimizer_groups_match_the_plan_and_thaw(base):
         assert lrs[g] == (0.0 if g in plan.frozen else pytest.approx(plan.lr_for(g)))
     g = next_to_thaw(built.grouped)
     assert g == "block3"  # the deepest frozen group thaws first
-    thaw(built.grouped, opt, g)
+    thaw(built.grouped, g)
+    assert {pg["name"]: pg["lr"] for pg in opt.param_groups}["block3"] == 0.0  # thaw writes no learning rate
+    set_learning_rates(opt, built.grouped, 1.0)  # the one writer of learning rates gives it its planned LR
     assert {pg["name"]: pg["lr"] for pg in opt.param_groups}["block3"] == pytest.approx(plan.lr_for("block3"))
     assert all(p.requires_grad for p in built.grouped.params["block3"])
     assert len(opt.param_groups) == len(plan.groups)  # no group was added mid-run

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from tl_core.models.registry import ARCHS
-from tl_core.training.plan import HEAD_LR_MULT, STRATEGIES, Plan, discriminative_lr_mult, make_plan
+from tl_core.training.plan import (HEAD_LR_MULT, RECIPES, STRATEGIES, Plan, discriminative_lr_mult, make_plan,
+                                  recipe_for)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -26,7 +27,34 @@ def test_make_plan_is_valid_for_every_arch_and_strategy(arch, strategy):
     else:  # early_classifier: cut after the second group; everything kept before the head is frozen
         assert plan.cut_after == body[1] and plan.groups == (*body[:2], "head") and plan.frozen == body[:2]
     assert plan.pretrained == (strategy != "scratch")
-    assert plan.lr_for("head") == pytest.approx(plan.lr * (HEAD_LR_MULT if plan.pretrained else 1.0))
+    assert plan.lr_for("head") == pytest.approx(plan.lr * (recipe_for(arch).head_mult if plan.pretrained else 1.0))
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_architecture_s_plans_follow_its_recipe(arch, strategy):
+    recipe = recipe_for(arch)
+    plan = make_plan(strategy, arch=arch)
+    assert (plan.optimizer, plan.weight_decay) == (recipe.optimizer, recipe.weight_decay)
+    assert plan.lr == (recipe.lr if plan.pretrained else recipe.scratch_lr)
+    assert plan.lr_for("head") == pytest.approx(plan.lr * (recipe.head_mult if plan.pretrained else 1.0))
+    assert all(plan.lr_for(g) == plan.lr for g in plan.groups if g != "head")  # no hidden per-group changes
+    assert recipe.citation and recipe.name in recipe.describe() and f"{recipe.lr:g}" in recipe.describe()
+    explicit = make_plan(strategy, arch=arch, lr=0.05, optimizer="adam", weight_decay=0.0)  # the learner's choice wins
+    assert (explicit.lr, explicit.optimizer, explicit.weight_decay) == (0.05, "adam", 0.0)
+
+
+def test_recipes_follow_their_published_sources():
+    assert recipe_for("shapesnet") is RECIPES["shapes"] and recipe_for("shapesnet").head_mult == HEAD_LR_MULT
+    assert (recipe_for("shapesnet").optimizer, recipe_for("shapesnet").lr) == ("adam", 3e-3)  # ShapesNet keeps its own
+    for arch in ARCHS:
+        if ARCHS[arch].torchvision:  # ImageNet models: SGD with momentum and a small LR (1e-3) for the body
+            r = recipe_for(arch)
+            assert r.optimizer == "sgd" and r.lr == 1e-3 and r is not RECIPES["shapes"]
+    assert recipe_for("vgg16") is recipe_for("alexnet") is RECIPES["caffe"]  # Caffe's CaffeNet fine-tuning
+    assert "finetune_flickr_style" in RECIPES["caffe"].citation and RECIPES["caffe"].head_mult == 10.0
+    assert recipe_for("resnet18") is RECIPES["torchvision"] and "Finetuning Torchvision Models" in \
+        RECIPES["torchvision"].citation
 
 
 def test_discriminative_lrs_decay_towards_the_input():

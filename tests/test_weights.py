@@ -21,8 +21,9 @@ from PIL import Image
 from tl_core.models import fetch_weights
 
 from tl_core.models import weights
-from tl_core.models.weights import (WeightsUnavailable, imagenet_predict, imagenet_weights, load_imagenet_model,
-                             load_state_dict_file, weights_status)
+from tl_core.models.inference import imagenet_topk
+from tl_core.models.weights import (WeightsUnavailable, imagenet_weights, load_imagenet_model, load_state_dict_file,
+                                    weights_status)
 
 MARKS: list[str] = []
 
@@ -163,7 +164,7 @@ def test_old_densenet_key_names_in_the_cached_file_are_renamed(tmp_path: Path) -
     assert torch.equal(model.features.denseblock1.denselayer1.norm1.weight,
                        state["features.denseblock1.denselayer1.norm1.weight"])
     assert int(model.features.norm0.num_batches_tracked) == 0 and not model.features.norm0.num_batches_tracked.is_meta
-    sd = load_state_dict_file(to_bytes(old), "densenet121")  # an uploaded copy of the same file is accepted too
+    sd = load_state_dict_file(to_bytes(old), "densenet121").state  # an uploaded copy of the same file is accepted too
     assert "features.denseblock1.denselayer1.norm1.weight" in sd and "features.norm0.num_batches_tracked" in sd
 
 
@@ -186,7 +187,7 @@ def test_imagenet_predict_returns_top_k_categories() -> None:
     model.train()
     w = imagenet_weights("mobilenet_v3_small")
     image = Image.new("RGB", (300, 200), (10, 200, 30))  # green: normalised G > 0, R < 0
-    preds = imagenet_predict(model, w, image, k=3)
+    preds = imagenet_topk(model, "mobilenet_v3_small", image, k=3)
     x = w.transforms()(image)  # (3, 224, 224)
     logits = torch.zeros(1000)
     logits[7], logits[3] = 4.0 * x[1].mean(), -2.0 * x[0].mean()
@@ -195,7 +196,7 @@ def test_imagenet_predict_returns_top_k_categories() -> None:
     assert abs(preds[0][1] - float(probs[7])) < 1e-5 and abs(preds[1][1] - float(probs[3])) < 1e-5
     assert preds[0][1] > preds[1][1] > preds[2][1] and len(preds) == 3
     assert model.training  # the caller's mode is restored
-    assert len(imagenet_predict(model, w, image, k=5000)) == 1000
+    assert len(imagenet_topk(model, "mobilenet_v3_small", image, k=5000)) == 1000
 
 
 # ---- checking uploaded state dicts -----------------------------------------------------------------------
@@ -209,19 +210,19 @@ def to_bytes(obj: object) -> bytes:
 
 def test_state_dict_file_round_trip_and_wrappers() -> None:
     state = fast_state_dict("resnet18", num_classes=10)
-    got = load_state_dict_file(to_bytes(state), "resnet18", num_classes=10)
+    got = load_state_dict_file(to_bytes(state), "resnet18", num_classes=10).state
     assert got.keys() == state.keys() and torch.equal(got["fc.weight"], state["fc.weight"])
     wrapped = {"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}
-    got = load_state_dict_file(to_bytes(wrapped), "resnet18", num_classes=10)
+    got = load_state_dict_file(to_bytes(wrapped), "resnet18", num_classes=10).state
     assert got.keys() == state.keys() and torch.equal(got["conv1.weight"], state["conv1.weight"])
-    got = load_state_dict_file(to_bytes({"model": state}), "resnet18", num_classes=10)
+    got = load_state_dict_file(to_bytes({"model": state}), "resnet18", num_classes=10).state
     assert torch.equal(got["layer4.1.bn2.running_var"], state["layer4.1.bn2.running_var"])
 
 
 def test_state_dict_file_from_path(tmp_path: Path) -> None:
     state = fast_state_dict("mobilenet_v3_small", num_classes=3)
     torch.save(state, tmp_path / "mine.pt")
-    assert load_state_dict_file(tmp_path / "mine.pt", "mobilenet_v3_small", num_classes=3).keys() == state.keys()
+    assert load_state_dict_file(tmp_path / "mine.pt", "mobilenet_v3_small", num_classes=3).state.keys() == state.keys()
 
 
 def test_state_dict_mismatch_names_the_first_offending_key() -> None:

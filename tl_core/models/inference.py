@@ -7,24 +7,20 @@ prediction is a list of (class name, probability) pairs, most likely first. No s
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
-import torchvision
 from PIL import Image, ImageOps
 from torch import nn
 
-
 from tl_core.data import shapes
+from tl_core.models.networks import IMAGENET_CLASSES, LAYOUTS, build_model, layout_for
 from tl_core.models.registry import get_spec
-from tl_core.models.weights import IMAGENET_CLASSES, imagenet_predict, imagenet_weights, load_state_dict_file
+from tl_core.models.weights import imagenet_weights, load_state_dict_file
 
 SHAPES_SIZE = shapes.IMAGE_SIZE  # the shapes model's input side, in pixels
 SAMPLE_SCALE = 6  # nearest-neighbour upscaling of a 32x32 sample for display
 
 Prediction = list[tuple[str, float]]  # [(class name, probability), ...], most likely first
-_OTHER_HEAD = re.compile(r"head has (\d+) outputs")  # load_state_dict_file's hint when only the head differs
 
 
 # ---- the shipped shapes model --------------------------------------------------------------------------------
@@ -96,31 +92,33 @@ def shapes_topk(image: Image.Image, k: int = 6, model: nn.Module | None = None,
 # ---- ImageNet models ---------------------------------------------------------------------------------------
 def imagenet_topk(model: nn.Module, arch: str, image: Image.Image, k: int = 5,
                   categories: list[str] | None = None) -> Prediction:
-    """Classify an image with an ImageNet model, using its weights' own preprocessing.
+    """Classify one image with an ImageNet model, using its weights' own preprocessing (the one ImageNet top-k).
 
     Args:
         model: A model of `arch` with 1000 outputs (from load_imagenet_model or model_from_state_dict), or with
-            len(categories) outputs when `categories` is given.
+            len(categories) outputs when `categories` is given; on any device, in any mode (restored after).
         arch: Its torchvision architecture.
-        image: Any PIL image.
-        k: How many categories to return.
+        image: Any PIL image (converted to RGB).
+        k: How many categories to return (clipped to 1..number of outputs).
         categories: Class names for a head that is not ImageNet's (default: the weights' ImageNet categories).
 
     Returns:
-        [(category, probability), ...], most likely first.
+        [(category, probability), ...], the k most likely, most likely first.
+
+    Raises:
+        ValueError: If the architecture has no ImageNet weights, or the model's outputs and the names differ.
     """
     weights = imagenet_weights(arch)
-    if categories is None:
-        return imagenet_predict(model, weights, image, k)
+    names = list(weights.meta["categories"]) if categories is None else categories
     x = weights.transforms()(image.convert("RGB")).unsqueeze(0)  # (1, 3, H, W)
-    with torch.inference_mode():
-        was_training = model.training
-        model.eval()
-        try:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
             logits = model(x.to(next(model.parameters()).device))  # (1, C)
-        finally:
-            model.train(was_training)
-    return topk_from_logits(logits, categories, k)
+    finally:
+        model.train(was_training)
+    return topk_from_logits(logits, names, k)
 
 
 def categories_for(arch: str, num_classes: int) -> list[str]:
@@ -135,8 +133,10 @@ def categories_for(arch: str, num_classes: int) -> list[str]:
 
 
 def head_size(state: dict[str, torch.Tensor]) -> int:
-    """The number of outputs of a checked state dict's head (the first dimension of its last weight matrix)."""
-    last = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2 and not k.startswith("AuxLogits")]
+    """The number of outputs of a checked state dict's head (the first dimension of its last weight matrix outside
+    every side branch)."""
+    side = tuple(path + "." for layout in LAYOUTS.values() for _, path in layout.side)
+    last = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2 and not k.startswith(side)]
     if not last:
         raise ValueError("The weights have no fully connected head; load a classifier's state dict.")
     return int(last[-1].shape[0])
@@ -145,8 +145,8 @@ def head_size(state: dict[str, torch.Tensor]) -> int:
 def load_custom_weights(data: bytes, arch: str) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Check an uploaded state dict against an architecture, with ImageNet's head or any other head size.
 
-    The file is read by tl_core.models.weights.load_state_dict_file (weights_only=True, every key and shape checked).
-    If only the head's size differs, it is checked again with the file's head size (a fine-tuned model).
+    The file is read by tl_core.models.weights.load_state_dict_file (weights_only=True, every key and shape checked,
+    NaN and infinity refused), which reports the head size it found (a fine-tuned model's, or ImageNet's 1000).
 
     Args:
         data: The file's bytes.
@@ -156,16 +156,11 @@ def load_custom_weights(data: bytes, arch: str) -> tuple[dict[str, torch.Tensor]
         (the checked state dict, the class names of its head).
 
     Raises:
-        ValueError: If the file does not fit, naming the first missing, mis-shaped or unexpected key.
+        ValueError: If the file does not fit, naming the first missing, mis-shaped or unexpected key, or if it
+            holds NaN or infinite values.
     """
-    try:
-        state = load_state_dict_file(data, arch, num_classes=None)
-    except ValueError as exc:
-        m = _OTHER_HEAD.search(str(exc))
-        if m is None:
-            raise
-        state = load_state_dict_file(data, arch, num_classes=int(m.group(1)))
-    return state, categories_for(arch, head_size(state))
+    checked = load_state_dict_file(data, arch)
+    return checked.state, categories_for(arch, checked.num_classes)
 
 
 def model_from_state_dict(arch: str, state: dict[str, torch.Tensor]) -> nn.Module:
@@ -173,18 +168,14 @@ def model_from_state_dict(arch: str, state: dict[str, torch.Tensor]) -> nn.Modul
 
     Args:
         arch: A torchvision architecture of the registry.
-        state: The checked state dict (its head size decides the number of outputs).
+        state: The checked state dict (its head size decides the number of outputs; Inception keeps its auxiliary
+            head if the state has one).
 
     Returns:
         The model on the CPU in eval mode, its tensors taken from `state` (no random initialisation).
     """
-    get_spec(arch)
-    kwargs: dict[str, object] = {}
-    if arch == "inception_v3":  # as torchvision builds it for ImageNet-normalised inputs
-        kwargs.update(aux_logits=any(k.startswith("AuxLogits.") for k in state), init_weights=False,
-                      transform_input=True)
-    with torch.device("meta"):
-        model = torchvision.models.get_model(arch, weights=None, num_classes=head_size(state), **kwargs)
+    aux = any(k.startswith(path + ".") for _, path in layout_for(arch).side for k in state)
+    model = build_model(arch, head_size(state), aux_logits=aux, imagenet=True, init=False, meta=True)
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
 

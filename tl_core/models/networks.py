@@ -1,16 +1,18 @@
 """Model registry: the built-in ShapesNet and torchvision's families, split into named layer groups.
 
-Every architecture is described once, as an ordered list of *stages*: modules whose composition is the
-model's forward pass (in eval mode), each tagged with the layer group its parameters belong to. That one
-description gives the map from parameter name to group (freezing, per-group LRs, the gradient heatmap),
-the cut points for "a classifier on the initial layers", and the frozen prefix the trainer can cache.
-torchvision models are built with torchvision's own `get_model`; nothing here re-implements them.
+Every family is described once, as data (`LAYOUTS`): an ordered list of *stages*, modules whose composition is
+the model's forward pass (in eval mode), each tagged with the layer group its parameters belong to, plus its
+heads, its side branches (Inception's auxiliary classifier) and its builder arguments. That one description gives
+the map from parameter name to group (freezing, per-group LRs, the gradient heatmap), the cut points for "a
+classifier on the initial layers", and the frozen prefix the trainer can cache. `build_model` is the one builder;
+torchvision models come from torchvision's own `get_model`; nothing here re-implements them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from tl_core.models.registry import ArchSpec, get_spec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_CLASSES = 1000  # outputs of the ImageNet heads
 
 
 # ---- the built-in network ------------------------------------------------------------------------
@@ -47,7 +50,7 @@ class ShapesNet(nn.Module):
         return self.head(self.pool(self.block4(self.block3(self.block2(self.block1(x))))))
 
 
-# ---- stages ----------------------------------------------------------------------------------------
+# ---- layouts: each family's stages, declared once as data -------------------------------------------
 @dataclass(frozen=True)
 class Stage:
     """One step of the forward pass."""
@@ -55,6 +58,107 @@ class Stage:
     name: str  # a readable name, unique within the model
     group: str | None  # the layer group of its parameters; None for parameter-free glue (pooling, flatten)
     module: nn.Module
+
+
+@dataclass(frozen=True)
+class StageDecl:
+    """One stage of a family's forward pass, as data: its name, its layer group and the modules that make it.
+
+    A part is a submodule path of the model ("conv1", "features.conv0"), a slice or an index of a Sequential
+    ("features[1:4]", "classifier[:6]", "classifier[6]"), or, after a colon, a piece of glue the model computes
+    functionally: ":flatten", ":relu", ":gap" (global average pooling and flatten) or ":transform_input"
+    (Inception's input re-normalisation, present only when the model was built with transform_input=True).
+    """
+
+    name: str  # unique within the model
+    group: str | None  # layer group of its parameters; None for glue without parameters
+    parts: tuple[str, ...]  # see above; one part is the module itself, several are wrapped in an nn.Sequential
+
+
+@dataclass(frozen=True)
+class PooledBlocks:
+    """A Sequential split after each MaxPool2d into consecutive stages (VGG's and AlexNet's `features`)."""
+
+    path: str  # the Sequential's submodule path
+    names: tuple[str, ...]  # one stage (and layer group) per pooled block, in order
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one family's models split into layer groups: the forward pass as stages, the heads, side branches,
+    and the family's builder arguments. Adding an architecture means one registry entry (tl_core.models.registry)
+    and, for a new family, one entry here."""
+
+    stages: tuple[StageDecl | PooledBlocks, ...]  # the eval-mode forward pass, in order
+    heads: tuple[str, ...]  # paths of the classification layers to replace; the first is the main head
+    side: tuple[tuple[str, str], ...] = ()  # (group, module path) of branches outside the chain
+    side_loss_weight: float = 0.0  # weight of a side branch's loss while it trains
+    side_arg: str | None = None  # torchvision builder argument that keeps (True) or drops the side branches
+    init_arg: str | None = None  # torchvision builder argument that (re-)initialises the weights
+    imagenet_args: tuple[tuple[str, Any], ...] = ()  # builder arguments torchvision uses with its ImageNet weights
+    min_input: int = 64  # smallest input side the trainer feeds (the stem must leave something to pool)
+
+
+def _s(name: str, *parts: str, group: str | None = "") -> StageDecl:
+    """A stage declaration; the group defaults to the stage's name, the parts to the submodule of that name."""
+    return StageDecl(name, name if group == "" else group, parts or (name,))
+
+
+_POOL = _s("pool", "avgpool", ":flatten", group=None)
+LAYOUTS: dict[str, Layout] = {
+    "shapes": Layout(
+        stages=(_s("block1"), _s("block2"), _s("block3"), _s("block4"), _s("pool", group=None), _s("head")),
+        heads=("head",), min_input=1),
+    "resnet": Layout(
+        stages=(_s("stem", "conv1", "bn1", "relu", "maxpool"), _s("layer1"), _s("layer2"), _s("layer3"),
+                _s("layer4"), _POOL, _s("head", "fc")),
+        heads=("fc",)),
+    "vgg": Layout(
+        stages=(PooledBlocks("features", ("block1", "block2", "block3", "block4", "block5")), _POOL,
+                _s("fc6_7", "classifier[:6]"), _s("head", "classifier[6]")),
+        heads=("classifier.6",)),
+    "alexnet": Layout(
+        stages=(PooledBlocks("features", ("conv1", "conv2", "conv3_5")), _POOL, _s("fc6_7", "classifier[:6]"),
+                _s("head", "classifier[6]")),
+        heads=("classifier.6",)),
+    "densenet": Layout(
+        stages=(_s("stem", "features.conv0", "features.norm0", "features.relu0", "features.pool0"),
+                _s("block1", "features.denseblock1", "features.transition1"),
+                _s("block2", "features.denseblock2", "features.transition2"),
+                _s("block3", "features.denseblock3", "features.transition3"),
+                _s("block4", "features.denseblock4", "features.norm5"),
+                _s("pool", ":relu", ":gap", group=None), _s("head", "classifier")),
+        heads=("classifier",)),
+    # Inception v3 (Szegedy et al., 2016): an auxiliary classifier branches off after Mixed_6e; while it trains its
+    # loss counts 0.4 times (torchvision's reference training and the PyTorch fine-tuning tutorial use 0.4).
+    "inception": Layout(
+        stages=(_s("stem", ":transform_input", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+                   "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2"),
+                _s("mixed5", "Mixed_5b", "Mixed_5c", "Mixed_5d"),
+                _s("mixed6", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"),
+                _s("mixed7", "Mixed_7a", "Mixed_7b", "Mixed_7c"),
+                _s("pool", "avgpool", "dropout", ":flatten", group=None), _s("head", "fc")),
+        heads=("fc", "AuxLogits.fc"), side=(("aux", "AuxLogits"),), side_loss_weight=0.4, side_arg="aux_logits",
+        init_arg="init_weights", imagenet_args=(("transform_input", True),),
+        min_input=80),  # at 80 px Mixed_7c still has a 1x1 map; 75 is torchvision's floor for eval
+    "mobilenet": Layout(
+        stages=(_s("stem", "features[0]"), _s("blocks1", "features[1:4]"), _s("blocks2", "features[4:9]"),
+                _s("blocks3", "features[9:]"), _POOL, _s("fc", "classifier[:3]"), _s("head", "classifier[3]")),
+        heads=("classifier.3",)),
+}
+HEAD_PATHS: dict[str, tuple[str, ...]] = {family: layout.heads for family, layout in LAYOUTS.items()}
+
+
+def layout_for(arch: str) -> Layout:
+    """The stage layout of an architecture's family.
+
+    Raises:
+        ValueError: If the architecture is unknown or its family has no layout.
+    """
+    family = get_spec(arch).family
+    if family not in LAYOUTS:
+        raise ValueError(f"No stage layout for family {family!r}; add one to tl_core.models.networks.LAYOUTS.")
+    return LAYOUTS[family]
 
 
 class _InceptionInput(nn.Module):
@@ -71,7 +175,27 @@ def _pool() -> nn.Sequential:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-def _split_at_pools(features: nn.Sequential, names: tuple[str, ...]) -> list[Stage]:
+_GLUE = {":flatten": nn.Flatten, ":relu": nn.ReLU, ":gap": _pool}
+
+
+def _part(model: nn.Module, part: str) -> nn.Module | None:
+    """The module a StageDecl part names (None for an absent optional part)."""
+    if part in _GLUE:
+        return _GLUE[part]()
+    if part == ":transform_input":
+        return _InceptionInput() if getattr(model, "transform_input", False) else None
+    path, bracket, index = part.partition("[")
+    if not bracket:
+        return model.get_submodule(part)
+    seq = model.get_submodule(path)
+    index = index.rstrip("]")
+    if ":" not in index:
+        return seq[int(index)]
+    lo, hi = (int(v) if v else None for v in index.split(":"))
+    return seq[lo:hi]
+
+
+def _pooled_blocks(features: nn.Sequential, names: tuple[str, ...]) -> list[Stage]:
     """Split a VGG/AlexNet `features` Sequential after each MaxPool2d, one stage per name."""
     chunks: list[list[nn.Module]] = [[]]
     for layer in features:
@@ -84,79 +208,98 @@ def _split_at_pools(features: nn.Sequential, names: tuple[str, ...]) -> list[Sta
     return [Stage(n, n, nn.Sequential(*c)) for n, c in zip(names, chunks)]
 
 
+class CutModel(nn.Sequential):
+    """A classifier on the initial layers (see `cut_model`): the kept stages, "pool" and "head", by name."""
+
+
 def stages(model: nn.Module, arch: str) -> list[Stage]:
     """The model's forward pass as named stages (eval-mode semantics; Inception's aux head is a side branch).
 
     Args:
-        model: A model built by `build_model` for `arch`.
+        model: A model built by `build_model` for `arch`, or a CutModel made from one.
         arch: Its registry key.
 
     Returns:
-        Stages in forward order; composing their modules reproduces `model(x)` in eval mode.
+        Stages in forward order; composing their modules reproduces `model(x)` in eval mode (and in train mode,
+        except for side branches).
     """
-    family = get_spec(arch).family
-    m = model
-    if family == "shapes":
-        return [Stage(n, n, getattr(m, n)) for n in ("block1", "block2", "block3", "block4")] + [
-            Stage("pool", None, m.pool), Stage("head", "head", m.head)]
-    if family == "resnet":
-        return [Stage("stem", "stem", nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool))] + [
-            Stage(n, n, getattr(m, n)) for n in ("layer1", "layer2", "layer3", "layer4")] + [
-            Stage("pool", None, nn.Sequential(m.avgpool, nn.Flatten())), Stage("head", "head", m.fc)]
-    if family in ("vgg", "alexnet"):
-        names = ("conv1", "conv2", "conv3_5") if family == "alexnet" else tuple(f"block{i}" for i in range(1, 6))
-        c = m.classifier
-        return _split_at_pools(m.features, names) + [
-            Stage("pool", None, nn.Sequential(m.avgpool, nn.Flatten())),
-            Stage("fc6_7", "fc6_7", nn.Sequential(*list(c)[:6])), Stage("head", "head", c[6])]
-    if family == "densenet":
-        f = m.features
-        out = [Stage("stem", "stem", nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0))]
-        for i in range(1, 5):
-            parts = [getattr(f, f"denseblock{i}")] + ([getattr(f, f"transition{i}")] if i < 4 else [f.norm5])
-            out.append(Stage(f"block{i}", f"block{i}", nn.Sequential(*parts)))
-        return out + [Stage("pool", None, nn.Sequential(nn.ReLU(), _pool())), Stage("head", "head", m.classifier)]
-    if family == "inception":
-        pre = [_InceptionInput()] if m.transform_input else []
-        stem = [m.Conv2d_1a_3x3, m.Conv2d_2a_3x3, m.Conv2d_2b_3x3, m.maxpool1, m.Conv2d_3b_1x1, m.Conv2d_4a_3x3,
-                m.maxpool2]
-        return [Stage("stem", "stem", nn.Sequential(*pre, *stem)),
-                Stage("mixed5", "mixed5", nn.Sequential(m.Mixed_5b, m.Mixed_5c, m.Mixed_5d)),
-                Stage("mixed6", "mixed6", nn.Sequential(m.Mixed_6a, m.Mixed_6b, m.Mixed_6c, m.Mixed_6d, m.Mixed_6e)),
-                Stage("mixed7", "mixed7", nn.Sequential(m.Mixed_7a, m.Mixed_7b, m.Mixed_7c)),
-                Stage("pool", None, nn.Sequential(m.avgpool, m.dropout, nn.Flatten())),
-                Stage("head", "head", m.fc)]
-    if family == "mobilenet":
-        f, c = m.features, m.classifier
-        return [Stage("stem", "stem", f[0]), Stage("blocks1", "blocks1", f[1:4]),
-                Stage("blocks2", "blocks2", f[4:9]), Stage("blocks3", "blocks3", f[9:]),
-                Stage("pool", None, nn.Sequential(m.avgpool, nn.Flatten())),
-                Stage("fc", "fc", nn.Sequential(*list(c)[:3])), Stage("head", "head", c[3])]
-    raise ValueError(f"No stage map for family {family!r}")
+    if isinstance(model, CutModel):
+        return [Stage(n, None if n == "pool" else n, m) for n, m in model.named_children()]
+    out: list[Stage] = []
+    for decl in layout_for(arch).stages:
+        if isinstance(decl, PooledBlocks):
+            out += _pooled_blocks(model.get_submodule(decl.path), decl.names)
+            continue
+        parts = [m for m in (_part(model, p) for p in decl.parts) if m is not None]
+        out.append(Stage(decl.name, decl.group, parts[0] if len(parts) == 1 else nn.Sequential(*parts)))
+    return out
 
 
-def _side_branches(model: nn.Module, arch: str) -> dict[str, nn.Module]:
-    """Modules outside the main forward chain, by group (Inception's auxiliary classifier)."""
-    if get_spec(arch).family == "inception" and getattr(model, "AuxLogits", None) is not None:
-        return {"aux": model.AuxLogits}
-    return {}
+def side_branches(model: nn.Module, arch: str) -> dict[str, nn.Module]:
+    """Modules outside the main forward chain, by group (Inception's auxiliary classifier, when it has one)."""
+    if isinstance(model, CutModel):
+        return {}
+    out: dict[str, nn.Module] = {}
+    for group, path in layout_for(arch).side:
+        module = getattr(model, path, None)
+        if module is not None:
+            out[group] = module
+    return out
+
+
+@dataclass
+class GroupedView:
+    """A model seen through its layer groups: the one walk from stages to parameters and modules per group."""
+
+    chain: list[Stage]  # the forward pass as stages
+    side: dict[str, nn.Module]  # side branches outside the chain, by group
+    params: dict[str, list[nn.Parameter]]  # group -> its parameters, in the architecture's group order
+    modules: dict[str, list[nn.Module]]  # group -> its top-level modules (stages and side branches)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Groups that hold parameters, in order."""
+        return tuple(self.params)
+
+
+def grouped_view(model: nn.Module, arch: str) -> GroupedView:
+    """Parameters and modules of every layer group of a model (a CutModel too).
+
+    Args:
+        model: A model built by `build_model` for `arch` (or cut from one by `cut_model`).
+        arch: Its registry key.
+
+    Returns:
+        The GroupedView. Groups the model lacks (an early cut's dropped groups, a missing aux head) are omitted.
+
+    Raises:
+        RuntimeError: If a stage with parameters has no group (a bug in the layout).
+    """
+    chain, side = stages(model, arch), side_branches(model, arch)
+    params: dict[str, list[nn.Parameter]] = {}
+    modules: dict[str, list[nn.Module]] = {}
+    for st in chain:
+        if st.group is None:
+            if any(True for _ in st.module.parameters()):
+                raise RuntimeError(f"stage {st.name} has parameters but no group")
+            continue
+        params.setdefault(st.group, []).extend(st.module.parameters())
+        modules.setdefault(st.group, []).append(st.module)
+    for group, module in side.items():
+        params.setdefault(group, []).extend(module.parameters())
+        modules.setdefault(group, []).append(module)
+    order = {g: i for i, g in enumerate(get_spec(arch).groups)}
+    ordered = sorted(params, key=lambda g: order.get(g, len(order)))
+    return GroupedView(chain, side, {g: params[g] for g in ordered if params[g]}, modules)
 
 
 def group_map(model: nn.Module, arch: str) -> dict[str, str]:
     """The one map from parameter name to layer group, for every parameter of the model.
 
     Raises:
-        RuntimeError: If some parameter belongs to no group (a bug in the stage map).
+        RuntimeError: If some parameter belongs to no group (a bug in the layout).
     """
-    owner: dict[int, str] = {}
-    for st in stages(model, arch):
-        for p in st.module.parameters():
-            if st.group is None:
-                raise RuntimeError(f"stage {st.name} has parameters but no group")
-            owner[id(p)] = st.group
-    for group, module in _side_branches(model, arch).items():
-        for p in module.parameters():
-            owner[id(p)] = group
+    owner = {id(p): g for g, ps in grouped_view(model, arch).params.items() for p in ps}
     mapping = {name: owner.get(id(p), "") for name, p in model.named_parameters()}
     missing = [n for n, g in mapping.items() if not g]
     if missing:
@@ -166,37 +309,18 @@ def group_map(model: nn.Module, arch: str) -> dict[str, str]:
 
 def params_by_group(model: nn.Module, arch: str) -> dict[str, list[nn.Parameter]]:
     """Parameters of each group, in the architecture's group order (groups the model lacks are omitted)."""
-    mapping = group_map(model, arch)
-    named = dict(model.named_parameters())
-    out: dict[str, list[nn.Parameter]] = {}
-    for g in get_spec(arch).groups:
-        ps = [named[n] for n, gg in mapping.items() if gg == g]
-        if ps:
-            out[g] = ps
-    return out
+    return grouped_view(model, arch).params
 
 
 def modules_by_group(model: nn.Module, arch: str) -> dict[str, list[nn.Module]]:
     """Top-level modules of each group (for BatchNorm policies and eval/train switching)."""
-    out: dict[str, list[nn.Module]] = {}
-    for st in stages(model, arch):
-        if st.group is not None:
-            out.setdefault(st.group, []).append(st.module)
-    for group, module in _side_branches(model, arch).items():
-        out.setdefault(group, []).append(module)
-    return out
+    return grouped_view(model, arch).modules
 
 
 # ---- heads -----------------------------------------------------------------------------------------
-HEAD_PATHS: dict[str, tuple[str, ...]] = {
-    "shapes": ("head",), "resnet": ("fc",), "vgg": ("classifier.6",), "alexnet": ("classifier.6",),
-    "densenet": ("classifier",), "inception": ("fc", "AuxLogits.fc"), "mobilenet": ("classifier.3",),
-}
-
-
 def get_classifier(model: nn.Module, arch: str) -> nn.Linear:
     """The final classification layer, found by name (never by position in the parameter list)."""
-    return model.get_submodule(HEAD_PATHS[get_spec(arch).family][0])
+    return model.get_submodule(layout_for(arch).heads[0])
 
 
 def replace_head(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
@@ -210,11 +334,12 @@ def replace_head(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
     Returns:
         The same model, for chaining.
     """
-    for path in HEAD_PATHS[get_spec(arch).family]:
-        if path.startswith("AuxLogits") and getattr(model, "AuxLogits", None) is None:
-            continue
+    for path in layout_for(arch).heads:
         parent_path, _, leaf = path.rpartition(".")
-        parent = model.get_submodule(parent_path) if parent_path else model
+        try:
+            parent = model.get_submodule(parent_path) if parent_path else model
+        except AttributeError:  # a side branch the model was built without (aux_logits=False)
+            continue
         old = parent.get_submodule(leaf) if leaf.isdigit() else getattr(parent, leaf)
         new = nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
         if leaf.isdigit():
@@ -232,31 +357,54 @@ def list_archs() -> list[str]:
     return list(ARCHS)
 
 
-def build_model(arch: str, num_classes: int, *, aux_logits: bool = True) -> nn.Module:
-    """A freshly initialised model with a head of `num_classes` outputs.
+def build_model(arch: str, num_classes: int = IMAGENET_CLASSES, *, aux_logits: bool = True, imagenet: bool = False,
+                init: bool = True, meta: bool = False) -> nn.Module:
+    """The one model builder: any registry architecture, with a head of `num_classes` outputs.
 
-    torchvision models come from `torchvision.models.get_model(name, weights=None)`, honouring the
-    default device context (so `with torch.device("meta"):` builds without allocating weights).
+    torchvision models come from `torchvision.models.get_model(name, weights=None, ...)` with the family's own
+    arguments from its Layout (Inception's aux_logits, init_weights and, for ImageNet weights, transform_input),
+    honouring the default device context (so `with torch.device("meta"):` works as well as meta=True).
 
     Args:
         arch: A registry key.
-        num_classes: Outputs of the classifier.
-        aux_logits: Inception only: keep the auxiliary classifier.
+        num_classes: Outputs of the classifier (default: ImageNet's 1000).
+        aux_logits: Keep the side branch (Inception's auxiliary classifier); ignored by other families.
+        imagenet: Build it the way torchvision does for its ImageNet weights (Inception: transform_input=True,
+            which re-normalises ImageNet-normalised inputs the way those weights expect).
+        init: Initialise the weights; pass False when a state dict is loaded next (Inception then skips its slow
+            truncated-normal initialisation).
+        meta: Build on the meta device: shapes and dtypes only, no memory (load with `assign=True`).
 
     Returns:
         The model, in train mode.
+
+    Raises:
+        ValueError: If the architecture is unknown or num_classes is below 1.
     """
     spec: ArchSpec = get_spec(arch)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1; got {num_classes}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a whole number of at least 1; got {num_classes!r}.")
+    if meta:
+        with torch.device("meta"):
+            return build_model(arch, num_classes, aux_logits=aux_logits, imagenet=imagenet, init=init)
     if not spec.torchvision:
         return ShapesNet(num_classes)
     from torchvision.models import get_model
 
-    kwargs: dict = {"weights": None, "num_classes": num_classes}
-    if spec.family == "inception":
-        kwargs.update(aux_logits=aux_logits, init_weights=True)
+    layout = layout_for(arch)
+    kwargs: dict[str, Any] = {"weights": None, "num_classes": num_classes}
+    if layout.side_arg:
+        kwargs[layout.side_arg] = aux_logits
+    if layout.init_arg:
+        kwargs[layout.init_arg] = init
+    if imagenet:
+        kwargs.update(layout.imagenet_args)
     return get_model(arch, **kwargs)
+
+
+def side_loss_weight(arch: str) -> float:
+    """How much a side branch's loss counts while it trains (Inception's auxiliary classifier: 0.4; else 0)."""
+    return layout_for(arch).side_loss_weight
 
 
 def input_size_for(arch: str, data_size: int, *, aux: bool = False) -> int:
@@ -265,15 +413,16 @@ def input_size_for(arch: str, data_size: int, *, aux: bool = False) -> int:
     Args:
         arch: A registry key.
         data_size: Side length of the images.
-        aux: Inception only: its auxiliary classifier trains too, which needs the native 299-pixel input.
+        aux: A side branch trains too (Inception's auxiliary classifier), which needs the native input size
+            (299 pixels): smaller maps leave its 5x5 pooling nothing to pool.
     """
     spec = get_spec(arch)
     if not spec.torchvision:
         return data_size
-    if spec.family == "inception" and aux:
+    layout = layout_for(arch)
+    if aux and layout.side:
         return max(data_size, spec.input_size)
-    minimum = 80 if spec.family == "inception" else 64
-    return max(data_size, minimum)
+    return max(data_size, layout.min_input)
 
 
 class Preprocess(nn.Module):
@@ -299,7 +448,7 @@ def preprocess_for(arch: str, data_size: int, *, aux: bool = False) -> Preproces
     return Preprocess(input_size_for(arch, data_size, aux=aux), imagenet=get_spec(arch).torchvision)
 
 
-def cut_model(model: nn.Module, arch: str, cut_after: str, num_classes: int, data_size: int) -> nn.Sequential:
+def cut_model(model: nn.Module, arch: str, cut_after: str, num_classes: int, data_size: int) -> CutModel:
     """A classifier on the initial layers: the stages up to `cut_after`, global pooling and a new linear head.
 
     Args:
@@ -310,7 +459,7 @@ def cut_model(model: nn.Module, arch: str, cut_after: str, num_classes: int, dat
         data_size: Input side length, to measure the cut's channel count.
 
     Returns:
-        nn.Sequential with named children: the kept stages, "pool" and "head".
+        A CutModel (an nn.Sequential) with named children: the kept stages, "pool" and "head".
     """
     kept: list[Stage] = []
     for st in stages(model, arch):
@@ -327,13 +476,13 @@ def cut_model(model: nn.Module, arch: str, cut_after: str, num_classes: int, dat
                             device=next(model.parameters()).device)
         channels = body(probe).shape[1]
     body.train(was_training)
-    return nn.Sequential(OrderedDict([*((s.name, s.module) for s in kept), ("pool", _pool()),
-                                      ("head", nn.Linear(channels, num_classes))]))
+    return CutModel(OrderedDict([*((s.name, s.module) for s in kept), ("pool", _pool()),
+                                 ("head", nn.Linear(channels, num_classes))]))
 
 
-def cut_stages(model: nn.Sequential) -> list[Stage]:
+def cut_stages(model: CutModel) -> list[Stage]:
     """Stages of a model made by `cut_model` (its children, grouped by name)."""
-    return [Stage(n, None if n == "pool" else n, m) for n, m in model.named_children()]
+    return stages(model, "")
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

@@ -20,17 +20,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torchvision
 
+from tl_core.models.networks import IMAGENET_CLASSES, build_model, layout_for
 from tl_core.models.registry import ARCHS, get_spec
 
-if TYPE_CHECKING:
-    from PIL import Image as PILImage
-
-IMAGENET_CLASSES = 1000  # outputs of the ImageNet heads
 DEFAULT_MAX_STATE_BYTES = 1024 * 2**20  # largest weights file load_state_dict_file accepts by default
 _HASH = re.compile(r"-([a-f0-9]*)\.")  # torch.hub's convention: the sha256 prefix sits in the file name
 _DENSENET_OLD_KEY = re.compile(
@@ -125,18 +122,9 @@ def weights_status(arch: str) -> WeightsStatus:
 # ---- building and checking -------------------------------------------------------------------------------
 
 
-def _build(arch: str, num_classes: int, *, aux_logits: bool = True, imagenet: bool = False) -> torch.nn.Module:
-    """Build an architecture without pretrained weights (under `with torch.device("meta")` it allocates nothing)."""
-    kwargs: dict[str, Any] = {}
-    if arch == "inception_v3":  # what torchvision's builder sets for the ImageNet weights
-        kwargs.update(aux_logits=aux_logits, init_weights=False, transform_input=imagenet)
-    return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
-
-
 def _expected_shapes(arch: str, num_classes: int, aux_logits: bool = True) -> dict[str, torch.Tensor]:
     """The state_dict of the architecture as meta tensors (shapes and dtypes, no memory)."""
-    with torch.device("meta"):
-        return _build(arch, num_classes, aux_logits=aux_logits).state_dict()
+    return build_model(arch, num_classes, aux_logits=aux_logits, init=False, meta=True).state_dict()
 
 
 def _rename_densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -218,32 +206,58 @@ def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
     return state
 
 
+@dataclass
+class CheckedWeights:
+    """A weights file that fits an architecture, and the head it was found to have."""
+
+    state: dict[str, torch.Tensor]  # the state dict, on the CPU, keys matching the architecture
+    num_classes: int  # outputs of the file's head
+    aux_logits: bool  # whether it holds Inception's auxiliary classifier (False for every other family)
+
+
+def _head_outputs(state: dict[str, torch.Tensor], arch: str) -> int | None:
+    """The number of outputs of the main head in a state dict (None if its weight is absent or not a matrix)."""
+    weight = state.get(layout_for(arch).heads[0] + ".weight")
+    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) and weight.dim() == 2 else None
+
+
+def _check_finite(state: dict[str, torch.Tensor]) -> None:
+    """Refuse tensors holding NaN or infinity: every prediction made from them would be meaningless."""
+    for key, value in state.items():
+        if value.is_floating_point() or value.is_complex():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise ValueError(f"The weights hold NaN or infinite values ({bad:,} of {value.numel():,} in {key!r}), "
+                                 f"so every prediction made from them would be meaningless. This usually means the "
+                                 f"training run diverged: save the weights of a run whose loss stayed finite.")
+
+
 def load_state_dict_file(data: bytes | Path, arch: str, num_classes: int | None = None,
-                         max_bytes: int = DEFAULT_MAX_STATE_BYTES) -> dict[str, torch.Tensor]:
+                         max_bytes: int = DEFAULT_MAX_STATE_BYTES) -> CheckedWeights:
     """Read an untrusted weights file and check it fits an architecture, without building the real model.
 
     Accepts a raw state_dict, or a checkpoint dict with it under "state_dict" or "model"; a "module." prefix
     (DataParallel) is stripped; old DenseNet key names are renamed. Only tensors and plain containers can be
-    unpickled (`weights_only=True`).
+    unpickled (`weights_only=True`). Tensors holding NaN or infinity are refused.
 
     Args:
         data: The file's bytes, or a path to it.
         arch: A torchvision architecture of the registry.
-        num_classes: Outputs of the head in the file; None means the 1000 ImageNet classes. For inception_v3
-            the auxiliary head is expected only if the file has one.
+        num_classes: Outputs the head must have; None accepts the head size found in the file (ImageNet's 1000 or
+            a fine-tuned head). For inception_v3 the auxiliary head is expected only if the file has one.
         max_bytes: Largest file accepted.
 
     Returns:
-        The state dict, on the CPU, with keys matching the architecture.
+        CheckedWeights: the state dict (on the CPU, keys matching the architecture) and its head's size.
 
     Raises:
-        ValueError: If the file is too big, holds Python objects other than tensors, is not a weights file, or
-            does not fit: naming the first missing key, the first key whose shape differs (expected vs got), or
-            the first unexpected key.
+        ValueError: If the file is too big, holds Python objects other than tensors, is not a weights file, holds
+            NaN or infinite values, or does not fit: naming the first missing key, the first key whose shape
+            differs (expected vs got), or the first unexpected key.
     """
     imagenet_weights(arch)  # validates arch
-    n = IMAGENET_CLASSES if num_classes is None else num_classes
-    if not isinstance(n, int) or n < 1:
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
         raise ValueError(f"num_classes must be a positive whole number; got {num_classes!r}.")
     size = Path(data).stat().st_size if isinstance(data, Path) else len(data)
     if size > max_bytes:
@@ -252,10 +266,14 @@ def load_state_dict_file(data: bytes | Path, arch: str, num_classes: int | None 
     state = _unwrap(_torch_load(data if isinstance(data, Path) else io.BytesIO(bytes(data))))
     if arch.startswith("densenet"):
         state = _rename_densenet_keys(state)
-    aux = arch != "inception_v3" or any(k.startswith("AuxLogits.") for k in state)
-    expected = _expected_shapes(arch, n, aux_logits=aux)
+    found = _head_outputs(state, arch)
+    n = num_classes if num_classes is not None else (found or IMAGENET_CLASSES)
+    side = layout_for(arch).side
+    aux = bool(side) and any(k.startswith(path + ".") for _, path in side for k in state)
+    expected = _expected_shapes(arch, n, aux_logits=aux or not side)
     _check_against(state, expected, arch)
-    return _fill_num_batches_tracked(state, expected)
+    _check_finite(state)
+    return CheckedWeights(_fill_num_batches_tracked(state, expected), n, aux)
 
 
 # ---- downloading (connected machines only) ---------------------------------------------------------------
@@ -356,8 +374,7 @@ def load_imagenet_model(arch: str, *, allow_download: bool = False,
         state = _unwrap(_torch_load(status.path))
         if arch.startswith("densenet"):
             state = _rename_densenet_keys(state)
-        with torch.device("meta"):
-            model = _build(arch, IMAGENET_CLASSES, aux_logits=True, imagenet=True)
+        model = build_model(arch, IMAGENET_CLASSES, aux_logits=True, imagenet=True, init=False, meta=True)
         expected = model.state_dict()
         _check_against(state, expected, arch)
         state = _fill_num_batches_tracked(state, expected)
@@ -369,32 +386,3 @@ def load_imagenet_model(arch: str, *, allow_download: bool = False,
     if left:
         raise ValueError(f"The cached file {status.path} did not set {left[0]!r}. Delete it and fetch it again.")
     return model.eval()
-
-
-def imagenet_predict(model: torch.nn.Module, weights: torchvision.models.WeightsEnum, image: PILImage.Image,
-                     k: int = 5) -> list[tuple[str, float]]:
-    """Classify one image into ImageNet categories.
-
-    Args:
-        model: A model from load_imagenet_model (any device).
-        weights: Its weights entry (imagenet_weights(arch)): supplies the preprocessing and the category names.
-        image: A PIL image (converted to RGB if needed).
-        k: How many of the most likely categories to return.
-
-    Returns:
-        [(category, probability), ...], the k most likely, most likely first.
-    """
-    categories = weights.meta["categories"]
-    k = max(1, min(int(k), len(categories)))
-    x = weights.transforms()(image.convert("RGB")).unsqueeze(0)  # (1, 3, H, W)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            logits = model(x.to(device))  # (1, 1000)
-    finally:
-        model.train(was_training)
-    probs = torch.softmax(logits.float(), dim=1)[0]  # (1000,)
-    top = torch.topk(probs, k)
-    return [(categories[int(i)], float(p)) for p, i in zip(top.values, top.indices)]

@@ -6,13 +6,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tl_core.models import networks as models
 from tl_core.models.features import extract_features, measure_throughput
 from tl_core.training.plan import Plan
-from tl_core.training.trainer import build_for_plan, schedule_for
+from tl_core.training.freeze import set_train_mode
+from tl_core.training.trainer import build_for_plan, schedule_for, trained_part, training_forward, training_loss
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,16 @@ def estimate_run(plan: Plan, n_train: int, n_val: int, n_classes: int, image_siz
                 f"the new head then trains for {total_steps} quick steps.")
     else:
         opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+        net = trained_part(built)
 
         def step() -> None:
-            out = model(x)
-            loss = F.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
+            logits, aux = training_forward(built, net, x)  # as the trainer runs it (a frozen aux head stays idle)
+            loss = training_loss(logits, aux, y, built.side_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
 
-        model.train()
+        set_train_mode(built.grouped)
         ips = measure_throughput(step, batch)
         evals = min(epochs, 10)
         seconds = total_steps * plan.batch_size / ips + evals * n_val / (3 * ips)

@@ -226,13 +226,79 @@ def fit_batch_size(batch_size: int, n_train: int) -> int:
     return max(2, min(batch_size, n_train))
 
 
-HEAD_LR_MULT = 10.0  # a new head on pretrained features learns with 10x the body's learning rate
+HEAD_LR_MULT = 10.0  # ShapesNet's recipe: a new head on pretrained features learns with 10x the body's LR
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Fine-tuning defaults for an architecture family, after a published recipe (named, with its source)."""
+
+    name: str  # a short name to show, e.g. "PyTorch's fine-tuning tutorial"
+    optimizer: str  # "sgd" (momentum 0.9) or "adam"
+    lr: float  # base learning rate of the layers that train, starting from pretrained weights
+    head_mult: float  # the new head's LR multiplier when starting from pretrained weights
+    weight_decay: float  # L2 penalty
+    scratch_lr: float  # base learning rate when every weight starts random ("Re-train from scratch")
+    citation: str  # where the numbers come from
+
+    def fields_for(self, strategy: str) -> dict[str, Any]:
+        """The Plan fields this recipe sets for a strategy (from scratch: scratch_lr; otherwise lr)."""
+        lr = self.lr if STRATEGIES[strategy].pretrained else self.scratch_lr
+        return {"optimizer": self.optimizer, "lr": lr, "weight_decay": self.weight_decay}
+
+    def describe(self) -> str:
+        """One sentence for the pages: the settings and their source."""
+        opt = "SGD with momentum 0.9" if self.optimizer == "sgd" else "Adam"
+        head = f", the new head at {self.head_mult:g}x" if self.head_mult != 1 else ""
+        decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
+        return (f"{self.name}: {opt}, learning rate {self.lr:g}{head}{decay} (from scratch: {self.scratch_lr:g}). "
+                f"Source: {self.citation}")
+
+
+RECIPES: dict[str, Recipe] = {
+    # ShapesNet's defaults are its own recipe, not a published one: tuned on the shapes world for this 98k-parameter
+    # network (Adam converges in the ~100 steps a tiny target set gives; bench/bench_engine.py's race and sweep).
+    "shapes": Recipe("ShapesNet's own tuned recipe", "adam", 3e-3, HEAD_LR_MULT, 0.0, 3e-3,
+                     "tuned by the playbook for its 98k-parameter ShapesNet on the shapes world; not a published "
+                     "recipe (bench/bench_engine.py measures the race and the sweep with it)."),
+    # Caffe's reference fine-tuning of an ImageNet AlexNet (CaffeNet): base_lr 0.001 with the new fc8 at 10x,
+    # momentum 0.9, weight decay 0.0005; from scratch the same solver uses 0.01 (as do Krizhevsky et al. and
+    # Simonyan & Zisserman, with momentum 0.9 and weight decay 5e-4).
+    "caffe": Recipe("Caffe's fine-tuning example (Flickr Style)", "sgd", 1e-3, 10.0, 5e-4, 1e-2,
+                    "BVLC Caffe, 'Fine-tuning CaffeNet for Style Recognition on Flickr Style Data' "
+                    "(examples/finetune_flickr_style): SGD, momentum 0.9, base_lr 0.001, lr_mult 10 on the new "
+                    "layer, weight decay 0.0005; from scratch Caffe's reference CaffeNet solver uses base_lr 0.01."),
+    # PyTorch's tutorial fine-tunes every torchvision classifier (resnet, alexnet, vgg, squeezenet, densenet,
+    # inception) with SGD, lr 0.001, momentum 0.9, the same rate for every layer that trains (Inception's aux
+    # loss at 0.4). From scratch: He et al.'s 0.1 per 256 images, scaled linearly to our batch of 32 (Goyal et
+    # al., 2017), rounded to 0.01.
+    "torchvision": Recipe("PyTorch's fine-tuning tutorial", "sgd", 1e-3, 1.0, 0.0, 1e-2,
+                          "PyTorch tutorials, 'Finetuning Torchvision Models' (N. Inkawhich): SGD, lr 0.001, "
+                          "momentum 0.9 for every layer that trains; from scratch He et al. (2015) use 0.1 for a "
+                          "batch of 256, about 0.01 for our batch of 32 (linear scaling, Goyal et al., 2017)."),
+}
+FAMILY_RECIPES: dict[str, str] = {  # architecture family -> key of RECIPES
+    "shapes": "shapes", "alexnet": "caffe", "vgg": "caffe", "resnet": "torchvision", "densenet": "torchvision",
+    "inception": "torchvision", "mobilenet": "torchvision",
+}
+
+
+def recipe_for(arch: str) -> Recipe:
+    """The fine-tuning recipe an architecture's plans follow by default (its name and citation included).
+
+    Raises:
+        ValueError: If the architecture is unknown, or its family has no recipe.
+    """
+    family = get_spec(arch).family
+    if family not in FAMILY_RECIPES:
+        raise ValueError(f"No fine-tuning recipe for family {family!r}; add it to FAMILY_RECIPES.")
+    return RECIPES[FAMILY_RECIPES[family]]
 
 
 def make_plan(strategy: str, *, arch: str = "shapesnet", freeze_first: int | None = None,
               cut_after: str | None = None, lr_decay: float | None = None, head_mult: float | None = None,
               **overrides: Any) -> Plan:
-    """Build a consistent plan for one of the five strategies.
+    """Build a consistent plan for one of the five strategies, with the architecture's fine-tuning recipe.
 
     Args:
         strategy: A key of STRATEGIES.
@@ -240,9 +306,10 @@ def make_plan(strategy: str, *, arch: str = "shapesnet", freeze_first: int | Non
         freeze_first: finetune_top only: how many leading groups to freeze (default: all but the last body group).
         cut_after: early_classifier only: the last group kept (default: the second group).
         lr_decay: If set, discriminative LRs decaying by this factor per group towards the input.
-        head_mult: LR multiplier of the new head (default HEAD_LR_MULT when starting from pretrained weights,
+        head_mult: LR multiplier of the new head (default: the recipe's when starting from pretrained weights,
             1 for scratch, where every layer is equally new).
-        **overrides: Any other Plan field.
+        **overrides: Any other Plan field. The optimizer, lr and weight_decay default to the architecture's
+            recipe (recipe_for).
 
     Returns:
         A validated Plan.
@@ -268,12 +335,14 @@ def make_plan(strategy: str, *, arch: str = "shapesnet", freeze_first: int | Non
         if cut_after not in body:
             raise ValueError(f"Cannot cut {arch} after {cut_after!r}; choose one of {', '.join(body)}.")
         frozen = body[: body.index(cut_after) + 1]
+    recipe = recipe_for(arch)
     plan = Plan(arch=arch, strategy=strategy, frozen=frozen,
-                cut_after=cut_after if strategy == "early_classifier" else None, **overrides)
+                cut_after=cut_after if strategy == "early_classifier" else None,
+                **{**recipe.fields_for(strategy), **overrides})
     if "lr_mult" not in overrides:
         mult = discriminative_lr_mult(plan.groups, lr_decay) if lr_decay is not None else {}
         if head_mult is None:
-            head_mult = HEAD_LR_MULT if plan.pretrained else 1.0
+            head_mult = recipe.head_mult if plan.pretrained else 1.0
         if head_mult != 1.0:
             mult["head"] = head_mult
         plan = replace(plan, lr_mult=mult)

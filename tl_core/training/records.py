@@ -14,11 +14,13 @@ from typing import Any
 class StartRecord:
     """The run is set up and about to take its first step."""
 
-    total_steps: int  # optimizer steps planned (for progress and ETA)
-    epochs: int  # epochs planned (may exceed the plan's, to reach min_steps)
+    total_steps: int  # optimizer steps scheduled (for progress and ETA)
+    epochs: int  # epochs scheduled (may exceed the plan's, to reach min_steps)
     groups: tuple[str, ...]  # layer groups of the model, in forward order
     frozen: tuple[str, ...]  # groups frozen at the start
     cached: tuple[str, ...]  # frozen groups whose features were computed once
+    epochs_planned: int = 0  # the plan's own epochs (0: not known, e.g. a record rebuilt from a finished run)
+    schedule_note: str = ""  # why `epochs` differs from `epochs_planned` (empty when they agree)
     kind: str = "start"
 
 
@@ -91,6 +93,12 @@ class RunResult:
     trainable_params: int = 0
     total_params: int = 0
     cached_prefix: tuple[str, ...] = ()  # groups whose features were computed once and cached
+    epochs_planned: int = 0  # the plan's epochs
+    epochs_scheduled: int = 0  # epochs the run set out to train (raised above the plan's to reach min_steps)
+    epochs_run: int = 0  # epochs that finished
+    steps_scheduled: int = 0  # optimizer steps the run set out to take
+    steps_run: int = 0  # optimizer steps taken
+    schedule_note: str = ""  # why the epochs or steps run differ from the plan's, as a sentence ("" if they agree)
     device: str = "cpu"
     state_dict: dict[str, Any] | None = None  # trained weights (CPU tensors), for download
 

@@ -13,7 +13,6 @@ import copy
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +24,8 @@ from torch import nn
 from tl_core.models import networks as models
 from tl_core.training.device import select_device
 from tl_core.models.features import cpu_bf16_supported, extract_features
-from tl_core.training.freeze import GroupedModel, build_optimizer, freeze, next_to_thaw, set_train_mode, thaw
+from tl_core.training.freeze import (GroupedModel, build_optimizer, freeze, next_to_thaw, schedule_factor,
+                                     set_learning_rates, set_train_mode, thaw)
 from tl_core.data.datasets import TensorData
 from tl_core.jobs.progress import Cancelled
 from tl_core.training.plan import Plan
@@ -52,7 +52,7 @@ def pretrained_base(arch: str) -> nn.Module:
     return load_imagenet_model(arch)
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random horizontal flips and shifts of up to 1/10 of the side, per image. x: (B, C, H, W)."""
     b = x.shape[0]
     flip = torch.rand(b, generator=gen) < 0.5
@@ -123,14 +123,28 @@ def schedule_for(plan: Plan, n_train: int) -> tuple[int, int]:
     return max(plan.epochs, math.ceil(plan.min_steps / steps_per_epoch)), steps_per_epoch
 
 
+def raised_epochs_note(plan: Plan, n_train: int) -> str:
+    """Why a plan on n_train images runs more epochs than it says ("" when it runs exactly plan.epochs)."""
+    epochs, steps_per_epoch = schedule_for(plan, n_train)
+    if epochs == plan.epochs:
+        return ""
+    return (f"{n_train} images make {steps_per_epoch} step(s) per epoch; running {epochs} epochs instead of "
+            f"{plan.epochs} so training gets at least {plan.min_steps} steps (the plan's minimum optimiser steps).")
+
+
 @dataclass
 class BuiltModel:
     """A model made for a plan, seen through its layer groups, with the plan's freezing applied."""
 
-    model: nn.Module  # the whole model (a cut model for the early classifier)
+    model: nn.Module  # the whole model (a CutModel for the early classifier)
     chain: list[models.Stage]  # its forward pass as stages
     side: dict[str, nn.Module]  # side branches outside the chain (Inception's aux head), by group
     grouped: GroupedModel  # parameters and modules per group, and which groups are frozen
+    side_weight: float = 0.0  # how much a side branch's loss counts while it trains
+
+    def side_trains(self) -> bool:
+        """Whether a side branch trains now (its loss then counts, so the whole model runs)."""
+        return any(g not in self.grouped.frozen for g in self.side)
 
 
 def build_for_plan(plan: Plan, n_classes: int, data_size: int, base: nn.Module | None = None) -> BuiltModel:
@@ -154,26 +168,74 @@ def build_for_plan(plan: Plan, n_classes: int, data_size: int, base: nn.Module |
     model.requires_grad_(True)  # the shared base may carry flags; freezing is applied from the plan alone
     if plan.strategy == "early_classifier":
         model = models.cut_model(model, plan.arch, plan.cut_after, n_classes, data_size)
-        chain, side = models.cut_stages(model), {}
-    else:
-        chain, side = models.stages(model, plan.arch), models._side_branches(model, plan.arch)
-    params: dict[str, list[nn.Parameter]] = OrderedDict()
-    modules: dict[str, list[nn.Module]] = OrderedDict()
-    for st in chain:
-        if st.group is not None:
-            params.setdefault(st.group, []).extend(st.module.parameters())
-            modules.setdefault(st.group, []).append(st.module)
-    for g, m in side.items():
-        params.setdefault(g, []).extend(m.parameters())
-        modules.setdefault(g, []).append(m)
-    params = OrderedDict((g, params[g]) for g in plan.groups if g in params)
-    gm = GroupedModel(model, params, modules, bn_policy=plan.bn_policy)
+    view = models.grouped_view(model, plan.arch)
+    params = {g: view.params[g] for g in plan.groups if g in view.params}
+    gm = GroupedModel(model, params, view.modules, bn_policy=plan.bn_policy)
     freeze(gm, [g for g in plan.frozen if g in params])
-    return BuiltModel(model, chain, side, gm)
+    return BuiltModel(model, view.chain, view.side, gm, models.side_loss_weight(plan.arch))
+
+
+def training_forward(built: BuiltModel, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One train-mode forward pass: (logits, side-branch logits while a side branch trains, else None).
+
+    A frozen side branch never runs: torchvision's Inception computes its auxiliary head whenever the model is in
+    train mode, which at small inputs fails (its 5x5 pooling has nothing to pool) and at 299 pixels would add a
+    frozen random head's loss. So the chain of stages runs instead, unless the side branch trains.
+
+    Args:
+        built: The model and its stages.
+        net: What runs on x when no side branch trains (trained_part: the model, or the stages after a cached
+            prefix, whose output x then is).
+        x: (B, C, H, W) inputs.
+    """
+    if built.side_trains():
+        logits, aux = built.model(x)  # Inception in train mode: (logits, aux_logits)
+        return logits, aux
+    return net(x), None
+
+
+def training_loss(logits: torch.Tensor, aux: torch.Tensor | None, y: torch.Tensor, aux_weight: float) -> torch.Tensor:
+    """Cross-entropy of the logits, plus aux_weight times that of a training side branch (Inception: 0.4)."""
+    loss = F.cross_entropy(logits, y)
+    if aux is not None:
+        loss = loss + aux_weight * F.cross_entropy(aux, y)
+    return loss
+
+
+def cacheable_prefix(built: BuiltModel, plan: Plan) -> list[models.Stage]:
+    """The leading stages whose output can never change during the run, so their features can be computed once.
+
+    That needs frozen groups in eval mode throughout: no augmentation (inputs change), no gradual unfreezing,
+    the "eval" BatchNorm policy, and no side branch that trains (the whole model runs then).
+
+    Returns:
+        The stages to compute once (empty when nothing with parameters can be cached).
+    """
+    gm = built.grouped
+    if plan.augment or plan.unfreeze_every or plan.bn_policy != "eval" or built.side_trains():
+        return []
+    prefix: list[models.Stage] = []
+    for st in built.chain[:-1]:
+        if st.group is not None and st.group not in gm.frozen:
+            break
+        prefix.append(st)
+    return prefix if any(st.group is not None for st in prefix) else []
+
+
+def trained_part(built: BuiltModel, n_cached: int = 0) -> nn.Module:
+    """What runs on the prepared inputs: the whole model, or the chain of stages after a cached prefix of n_cached
+    stages (also for a model with side branches, so that a frozen side branch never runs; see training_forward)."""
+    if n_cached == 0 and not built.side:
+        return built.model
+    return nn.Sequential(*[st.module for st in built.chain[n_cached:]])
 
 
 class Trainer:
-    """One run of one plan. Use `train(...)` for the common case."""
+    """One run of one plan. Use `train(...)` for the common case.
+
+    `run()` reads as its table of contents: build the model, prepare the inputs, cache the frozen prefix, set up the
+    optimiser, then per epoch: start it (thaw, train mode), train its steps, validate; and finish.
+    """
 
     def __init__(self, plan: Plan, train_data: TensorData, val_data: TensorData, *, base: nn.Module | None = None,
                  on_record: Callable[[Record], None] | None = None, cancel: threading.Event | None = None,
@@ -204,8 +266,258 @@ class Trainer:
         self.cache_frozen, self.max_val_evals = cache_frozen, max(1, max_val_evals)
         self.result = RunResult(status="running", reason="", plan=plan.to_dict(), groups=(), frozen=tuple(plan.frozen))
 
-    # ---- helpers ----
+    # ---- the run: a table of contents ----
+    def run(self) -> RunResult:
+        """Train the plan and return its result (finished, cancelled or diverged)."""
+        self._t0 = time.perf_counter()
+        self._build_model()
+        self._prepare_inputs()
+        self._cache_frozen_prefix()
+        self._set_up_optimisation()
+        try:
+            for epoch in range(self.epochs):
+                self._start_epoch(epoch)
+                self._train_epoch(epoch)
+                self._validate(epoch)
+        except Cancelled:
+            self._stop("cancelled", f"Stopped by request after {self.step} steps; the finished epochs are kept.")
+        except Diverged as e:
+            self._stop("diverged", str(e))
+        else:
+            self._stop("finished", f"Trained {self.epochs} epochs ({self.step} steps).")
+        finally:
+            self.net.eval()
+        return self._finish()
+
+    # ---- the steps ----
+    def _build_model(self) -> None:
+        """The plan's model with its groups frozen, on the run's device."""
+        plan, res = self.plan, self.result
+        self.device = select_device(plan.device)
+        res.device = str(self.device)
+        self.start_model = self._pretrained()  # shared and never changed: also drift's reference
+        self.built = build_for_plan(plan, len(self.train_data.classes), int(self.train_data.x.shape[-1]),
+                                    base=self.start_model)
+        self.gm = self.built.grouped
+        res.groups = self.gm.groups
+        res.total_params = models.count_params(self.built.model)
+        self.built.model.to(self.device)
+        self.built.model.to(memory_format=torch.channels_last)  # faster convolutions on CUDA and on the CPU alike
+        self.use_cuda = self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.use_cuda and torch.cuda.is_bf16_supported() else torch.float16
+
+    def _pretrained(self) -> nn.Module | None:
+        """The model the run starts from: the caller's base, or the architecture's shared one (None for scratch)."""
+        if not self.plan.pretrained:
+            return None
+        if self.base is not None:
+            return self.base
+        return pretrained_base(self.plan.arch)
+
+    def _prepare_inputs(self) -> None:
+        """Resize and normalise every image once, on the device."""
+        data_size = int(self.train_data.x.shape[-1])
+        self.pre = models.preprocess_for(self.plan.arch, data_size, aux=self.plan.trains_aux).to(self.device)
+        self.x_train, self.y_train = self._prepare(self.train_data.x), self.train_data.y.to(self.device)
+        self.x_val, self.y_val = self._prepare(self.val_data.x), self.val_data.y.to(self.device)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, h, w) in [0, 1] as the model's inputs (N, 3, S, S), channels-last, on the device."""
+        with torch.no_grad():
+            out = torch.cat([self.pre(x[i:i + 512].to(self.device)) for i in range(0, x.shape[0], 512)])
+        return out.contiguous(memory_format=torch.channels_last)
+
+    def _cache_frozen_prefix(self) -> None:
+        """Compute a never-changing frozen prefix's features once; the rest of the chain (`net`) trains on them."""
+        prefix = cacheable_prefix(self.built, self.plan) if self.cache_frozen else []
+        if prefix:
+            self._extract_prefix_features(prefix)
+        self.net = trained_part(self.built, len(prefix))
+        self.result.trainable_params = models.count_params(self.built.model, trainable_only=True)
+
+    def _extract_prefix_features(self, prefix: list[models.Stage]) -> None:
+        """Replace the prepared inputs by the frozen prefix's outputs (bf16 on a capable CPU for heavy models)."""
+        body = nn.Sequential(*[st.module for st in prefix]).eval()
+        heavy = self.plan.spec.torchvision
+        n_images = len(self.x_train) + len(self.x_val)
+        bf16 = " (bf16)" if heavy and self.device.type == "cpu" and cpu_bf16_supported() else ""
+        self._emit(EventRecord(f"Computing the frozen layers' features of {n_images} images once{bf16}."))
+        self.x_train = extract_features(body, self.x_train, batch_size=64 if heavy else 256, heavy=heavy)
+        self.x_val = extract_features(body, self.x_val, batch_size=64 if heavy else 256, heavy=heavy)
+        self.result.cached_prefix = tuple(st.group for st in prefix if st.group is not None)
+        self._emit(EventRecord(f"Computed the frozen {', '.join(self.result.cached_prefix)} features once "
+                               f"({n_images} images); training runs on the cache."))
+
+    def _set_up_optimisation(self) -> None:
+        """The optimizer, the tracker, the schedule (epochs raised to reach min_steps) and the start record."""
+        plan, res, gm = self.plan, self.result, self.gm
+        self.optimizer = build_optimizer(gm, plan)
+        self.use_scaler = self.use_cuda and self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_scaler)
+        ratio_every = self.ratio_every
+        if ratio_every is None:
+            ratio_every = 5 if res.total_params < 1_000_000 else 20
+        start = dict(self.start_model.named_parameters()) if self.start_model is not None else {}
+        reference = {id(p): start[n] for n, p in self.built.model.named_parameters()
+                     if n in start and start[n].shape == p.shape}
+        self.tracker = GradTracker(gm.params, ratio_every=ratio_every, reference=reference)
+        self.bn_start = _bn_stats(gm)
+        self.gen = torch.Generator().manual_seed(plan.seed + 1)
+        self.batch, self.halved = plan.batch_size, False
+        n = len(self.y_train)
+        self.epochs, self.steps_per_epoch = schedule_for(plan, n)
+        self.total_steps = self.epochs * self.steps_per_epoch
+        self.val_every = max(1, math.ceil(self.epochs / self.max_val_evals))  # validation is not free on tiny data
+        raised = raised_epochs_note(plan, n)
+        res.epochs_planned, res.epochs_scheduled, res.steps_scheduled = plan.epochs, self.epochs, self.total_steps
+        res.schedule_note = raised
+        if raised:
+            self._emit(EventRecord(raised))
+        self._emit(StartRecord(total_steps=self.total_steps, epochs=self.epochs, groups=gm.groups,
+                               frozen=tuple(sorted(gm.frozen, key=gm.groups.index)), cached=res.cached_prefix,
+                               epochs_planned=plan.epochs, schedule_note=raised))
+        self.explode_at = 100 * math.log(max(len(self.train_data.classes), 2))  # 100x a uniform guess (or 1st loss)
+        self.step = 0
+        self.val_logits = torch.empty(0)
+
+    def _start_epoch(self, epoch: int) -> None:
+        """Gradual unfreezing (the deepest frozen group thaws every unfreeze_every epochs), then train mode."""
+        self.thawed: tuple[str, ...] = ()
+        every = self.plan.unfreeze_every
+        if every and epoch > 0 and epoch % every == 0:
+            group = next_to_thaw(self.gm)
+            if group is not None:
+                thaw(self.gm, group)
+                self.thawed = (group,)
+                self._emit(EventRecord(f"Epoch {epoch + 1}: unfroze {group}."))
+        set_train_mode(self.gm)  # the chain `net` shares its modules with the model
+
+    def _train_epoch(self, epoch: int) -> None:
+        """One pass over the shuffled training images; a trailing batch of one image is dropped."""
+        n = len(self.y_train)
+        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        self.loss_sum, self.correct, self.seen = 0.0, 0.0, 0
+        pos = 0
+        while pos < n:
+            idx = perm[pos:pos + self.batch]
+            if len(idx) == 1 and n > 1:  # a batch of one breaks BatchNorm; drop the remainder
+                break
+            if self.cancel.is_set():
+                raise Cancelled
+            if self._train_step(epoch, idx):
+                pos += len(idx)
+
+    def _train_step(self, epoch: int, idx: torch.Tensor) -> bool:
+        """Forward, backward and one optimizer step on a batch. False if it ran out of memory (retry it, halved)."""
+        xb, yb = self.x_train[idx], self.y_train[idx]
+        if self.plan.augment:
+            xb = augment(xb, self.gen)
+        try:
+            loss, logits = self._forward_backward(xb, yb)
+        except torch.OutOfMemoryError as error:
+            self._halve_batch(error)
+            return False
+        if self.use_scaler:
+            self.scaler.unscale_(self.optimizer)
+        lrs = set_learning_rates(self.optimizer, self.gm, schedule_factor(self.plan, self.step, self.total_steps))
+        self.tracker.before_step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        (loss_v, n_right), grads, ratios = self.tracker.after_step(
+            loss.float(), (logits.detach().argmax(1) == yb).sum(dtype=torch.float32))
+        self.optimizer.zero_grad(set_to_none=True)
+        self._check_divergence(loss_v, epoch)
+        self.loss_sum += loss_v * len(idx)
+        self.correct += n_right
+        self.seen += len(idx)
+        self._emit(StepRecord(self.step, epoch, loss_v, lrs, grads, ratios))
+        self.step += 1
+        return True
+
+    def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's loss (main head, plus the side branch's while it trains), backpropagated. Returns (loss,
+        logits)."""
+        with self._autocast():
+            logits, aux = training_forward(self.built, self.net, xb)
+            loss = training_loss(logits, aux, yb, self.built.side_weight)
+        self.scaler.scale(loss).backward()
+        return loss, logits
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision on CUDA; full precision elsewhere."""
+        if self.use_cuda:
+            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return contextlib.nullcontext()
+
+    def _halve_batch(self, error: torch.OutOfMemoryError) -> None:
+        """The out-of-memory retry: halve the batch once and carry on; a second time, give up.
+
+        Raises:
+            torch.OutOfMemoryError: If the batch was already halved (or is a single image).
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.halved or self.batch == 1:
+            raise error
+        self.halved, self.batch = True, max(1, self.batch // 2)
+        if self.use_cuda:
+            torch.cuda.empty_cache()
+        self._emit(EventRecord(f"Out of GPU memory: halved the batch size to {self.batch} and carried on."))
+
+    def _check_divergence(self, loss: float, epoch: int) -> None:
+        """Stop when the loss is NaN, infinite, or 100x above both a uniform guess and the first step's loss.
+
+        Raises:
+            Diverged: With a sentence naming the step and a smaller learning rate to try.
+        """
+        if self.step == 0 and math.isfinite(loss):  # a poor start (e.g. random features) is no divergence
+            self.explode_at = max(self.explode_at, 100 * loss)
+        if math.isfinite(loss) and loss <= self.explode_at:
+            return
+        what = f"exploded to {loss:.3g}" if math.isfinite(loss) else f"became {loss}"
+        raise Diverged(f"The loss {what} at step {self.step + 1} (epoch {epoch + 1}). The learning rate "
+                       f"{self.plan.lr:g} is probably too high; try {min(self.plan.lr / 10, 3e-3):g}.")
+
+    def _validate(self, epoch: int) -> None:
+        """Score the validation set (on evenly spaced epochs and the last) and record the epoch."""
+        self.net.eval()
+        val_loss = val_acc = None
+        if (epoch + 1) % self.val_every == 0 or epoch == self.epochs - 1:
+            self.val_logits = extract_features(self.net, self.x_val, batch_size=256)
+            val_loss = F.cross_entropy(self.val_logits, self.y_val).item()
+            val_acc = (self.val_logits.argmax(1) == self.y_val).float().mean().item()
+        self._emit(EpochRecord(epoch, self.loss_sum / max(self.seen, 1), self.correct / max(self.seen, 1), val_loss,
+                               val_acc, time.perf_counter() - self._t0, self.thawed))
+
+    def _stop(self, status: str, reason: str) -> None:
+        """Record how the run ended, and the epochs and steps it actually ran (and why they differ from the plan)."""
+        res = self.result
+        res.status, res.reason = status, reason
+        res.epochs_run, res.steps_run = len(res.epochs), self.step
+        notes = [res.schedule_note] if res.schedule_note else []
+        if self.halved:
+            notes.append(f"Out of memory, the batch was halved to {self.batch}, so epochs took more steps.")
+        if status != "finished":
+            notes.append(f"The run {'was stopped' if status == 'cancelled' else 'diverged'} after "
+                         f"{res.epochs_run} of {res.epochs_scheduled} epochs ({res.steps_run} of "
+                         f"{res.steps_scheduled} steps).")
+        res.schedule_note = " ".join(notes)
+
+    def _finish(self) -> RunResult:
+        """The final evaluation (the last validation pass when it is final), drift, timing and the weights."""
+        res = self.result
+        if res.status != "diverged":
+            final = self.val_logits if res.status == "finished" else extract_features(self.net, self.x_val,
+                                                                                      batch_size=256)
+            res.evaluation = evaluate(final.cpu(), self.y_val.cpu(), self.train_data.classes)
+        res.drift = self.tracker.drift()
+        res.bn_drift = _relative_change(self.bn_start, _bn_stats(self.gm))
+        res.wall_s = time.perf_counter() - self._t0
+        if self.keep_weights:
+            res.state_dict = {k: v.detach().cpu().clone() for k, v in self.built.model.state_dict().items()}
+        return res
+
     def _emit(self, rec: Record) -> None:
+        """Keep a record in the result and pass it to on_record."""
         if isinstance(rec, StepRecord):
             self.result.steps.append(rec)
         elif isinstance(rec, EpochRecord):
@@ -214,184 +526,6 @@ class Trainer:
             self.result.events.append(rec)
         if self.on_record is not None:
             self.on_record(rec)
-
-    # ---- the run ----
-    def run(self) -> RunResult:
-        plan, res = self.plan, self.result
-        t0 = time.perf_counter()
-        device = select_device(plan.device)
-        res.device = str(device)
-        classes = self.train_data.classes
-        data_size = int(self.train_data.x.shape[-1])
-        base = (self.base if self.base is not None else pretrained_base(plan.arch)) if plan.pretrained else None
-        built = build_for_plan(plan, len(classes), data_size, base=base)
-        model, chain, gm = built.model, built.chain, built.grouped
-        side = built.side
-        res.groups = gm.groups
-        res.total_params = models.count_params(model)
-
-        # Inputs: resize and normalise once, on the device.
-        pre = models.preprocess_for(plan.arch, data_size, aux=plan.trains_aux).to(device)
-        model.to(device)
-        use_cuda = device.type == "cuda"
-        model.to(memory_format=torch.channels_last)  # faster convolutions on CUDA and on the CPU alike
-        amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
-
-        def autocast():
-            return torch.autocast(device_type="cuda", dtype=amp_dtype) if use_cuda else contextlib.nullcontext()
-
-        def prepare(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                out = torch.cat([pre(x[i:i + 512].to(device)) for i in range(0, x.shape[0], 512)])
-            return out.contiguous(memory_format=torch.channels_last)
-
-        x_train, y_train = prepare(self.train_data.x), self.train_data.y.to(device)
-        x_val, y_val = prepare(self.val_data.x), self.val_data.y.to(device)
-
-        # The frozen prefix that can never change is computed once.
-        cacheable = self.cache_frozen and not plan.augment and plan.unfreeze_every == 0 and plan.bn_policy == "eval" \
-            and not (side and not all(g in gm.frozen for g in side))
-        prefix: list[models.Stage] = []
-        if cacheable:
-            for st in chain[:-1]:
-                if st.group is None or st.group in gm.frozen:
-                    prefix.append(st)
-                else:
-                    break
-        if any(st.group is not None for st in prefix):
-            body = nn.Sequential(*[st.module for st in prefix]).eval()
-            heavy = plan.spec.torchvision
-            self._emit(EventRecord(f"Computing the frozen layers' features of {len(x_train) + len(x_val)} images "
-                                   f"once{' (bf16)' if heavy and device.type == 'cpu' and cpu_bf16_supported() else ''}."))
-            x_train = extract_features(body, x_train, batch_size=64 if heavy else 256, heavy=heavy)
-            x_val = extract_features(body, x_val, batch_size=64 if heavy else 256, heavy=heavy)
-            net = nn.Sequential(*[st.module for st in chain[len(prefix):]])
-            res.cached_prefix = tuple(st.group for st in prefix if st.group is not None)
-            self._emit(EventRecord(f"Computed the frozen {', '.join(res.cached_prefix)} features once "
-                                   f"({len(x_train) + len(x_val)} images); training runs on the cache."))
-        else:
-            net = model
-        res.trainable_params = models.count_params(model, trainable_only=True)
-
-        optimizer = build_optimizer(gm, plan)
-        use_scaler = use_cuda and amp_dtype == torch.float16
-        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        ratio_every = self.ratio_every if self.ratio_every is not None else (
-            5 if res.total_params < 1_000_000 else 20)
-        start = dict(base.named_parameters()) if base is not None else {}  # shared, never changed: drift's reference
-        reference = {id(p): start[n] for n, p in model.named_parameters() if n in start and start[n].shape == p.shape}
-        tracker = GradTracker(gm.params, ratio_every=ratio_every, reference=reference)
-        bn_start = _bn_stats(gm)
-        gen = torch.Generator().manual_seed(plan.seed + 1)
-        n = len(y_train)
-        batch = plan.batch_size
-        epochs, steps_per_epoch = schedule_for(plan, n)
-        if epochs > plan.epochs:
-            self._emit(EventRecord(f"{n} images make {steps_per_epoch} step(s) per epoch; running {epochs} epochs "
-                                   f"instead of {plan.epochs} so training gets at least {plan.min_steps} steps."))
-        total_steps = epochs * steps_per_epoch
-        val_every = max(1, math.ceil(epochs / self.max_val_evals))  # validation is not free on tiny data
-
-        def lr_factor(step: int) -> float:
-            if plan.schedule == "constant":
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-        self._emit(StartRecord(total_steps=total_steps, epochs=epochs, groups=gm.groups, frozen=tuple(sorted(
-            gm.frozen, key=gm.groups.index)), cached=res.cached_prefix))
-        explode_at = 100 * math.log(max(len(classes), 2))  # 100x a uniform guess, or the first loss if larger
-        step = 0
-        halved = False
-        val_logits = torch.empty(0)
-        try:
-            for epoch in range(epochs):
-                thawed: tuple[str, ...] = ()
-                if plan.unfreeze_every and epoch > 0 and epoch % plan.unfreeze_every == 0:
-                    g = next_to_thaw(gm)
-                    if g is not None:
-                        thaw(gm, optimizer, g)
-                        thawed = (g,)
-                        self._emit(EventRecord(f"Epoch {epoch + 1}: unfroze {g}."))
-                set_train_mode(gm)  # the suffix `net` shares its modules with `model`
-                perm = torch.randperm(n, generator=gen).to(device)
-                loss_sum, correct, seen, pos = 0.0, 0.0, 0, 0
-                while pos < n:
-                    idx = perm[pos:pos + batch]
-                    if len(idx) == 1 and n > 1:  # a batch of one breaks BatchNorm; drop the remainder
-                        break
-                    if self.cancel.is_set():
-                        raise Cancelled
-                    xb, yb = x_train[idx], y_train[idx]
-                    if plan.augment:
-                        xb = _augment(xb, gen)
-                    try:
-                        with autocast():
-                            out = net(xb)
-                            if isinstance(out, tuple):  # Inception in train mode: (logits, aux_logits)
-                                logits, aux = out
-                                loss = F.cross_entropy(logits, yb) + (0.4 * F.cross_entropy(aux, yb)
-                                                                      if aux is not None else 0.0)
-                            else:
-                                logits = out
-                                loss = F.cross_entropy(logits, yb)
-                        scaler.scale(loss).backward()
-                    except torch.OutOfMemoryError:
-                        optimizer.zero_grad(set_to_none=True)
-                        if halved or batch == 1:
-                            raise
-                        halved, batch = True, max(1, batch // 2)
-                        if use_cuda:
-                            torch.cuda.empty_cache()
-                        self._emit(EventRecord(f"Out of GPU memory: halved the batch size to {batch} and carried on."))
-                        continue
-                    scaler.unscale_(optimizer) if use_scaler else None
-                    factor = lr_factor(step)
-                    for pg in optimizer.param_groups:  # frozen groups stay at 0
-                        pg["lr"] = 0.0 if pg["name"] in gm.frozen else pg["planned_lr"] * factor
-                    tracker.before_step()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    (loss_v, n_right), grads, ratios = tracker.after_step(
-                        loss.float(), (logits.detach().argmax(1) == yb).sum(dtype=torch.float32))
-                    optimizer.zero_grad(set_to_none=True)
-                    if step == 0 and math.isfinite(loss_v):  # a poor start (e.g. random features) is no divergence
-                        explode_at = max(explode_at, 100 * loss_v)
-                    if not math.isfinite(loss_v) or loss_v > explode_at:
-                        what = f"became {loss_v}" if not math.isfinite(loss_v) else f"exploded to {loss_v:.3g}"
-                        raise Diverged(f"The loss {what} at step {step + 1} (epoch {epoch + 1}). The learning "
-                                       f"rate {plan.lr:g} is probably too high; try {min(plan.lr / 10, 3e-3):g}.")
-                    loss_sum += loss_v * len(idx)
-                    correct += n_right
-                    seen += len(idx)
-                    self._emit(StepRecord(step, epoch, loss_v, {pg["name"]: pg["lr"] for pg in optimizer.param_groups},
-                                          grads, ratios))
-                    step += 1
-                    pos += len(idx)
-                net.eval()
-                val_loss = val_acc = None
-                if (epoch + 1) % val_every == 0 or epoch == epochs - 1:
-                    val_logits = extract_features(net, x_val, batch_size=256)
-                    val_loss = F.cross_entropy(val_logits, y_val).item()
-                    val_acc = (val_logits.argmax(1) == y_val).float().mean().item()
-                self._emit(EpochRecord(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
-                                       time.perf_counter() - t0, thawed))
-        except Cancelled:
-            res.status, res.reason = "cancelled", f"Stopped by request after {step} steps; the finished epochs are kept."
-        except Diverged as e:
-            res.status, res.reason = "diverged", str(e)
-        else:
-            res.status, res.reason = "finished", f"Trained {epochs} epochs ({step} steps)."
-        finally:
-            net.eval()
-        if res.status != "diverged":
-            final = val_logits if res.status == "finished" else extract_features(net, x_val, batch_size=256)
-            res.evaluation = evaluate(final.cpu(), y_val.cpu(), classes)  # the last epoch's pass, when it is final
-        res.drift = tracker.drift()
-        res.bn_drift = _relative_change(bn_start, _bn_stats(gm))
-        res.wall_s = time.perf_counter() - t0
-        if self.keep_weights:
-            res.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        return res
 
 
 def train(plan: Plan, train_data: TensorData, val_data: TensorData, **kwargs) -> RunResult:
