@@ -11,7 +11,7 @@ from tl_core.teaching.plans import plan_advice
 from tl_core.teaching.quadrant import (LOTS_PER_CLASS, NEARLY_ALL, SIMILAR_AT, SIZE_STOPS, boundary_note,
                                        classify_similarity, classify_size, final_group_share, nearest_stop,
                                        offline_alternatives, plan_departure, plan_for, recommend, weights_note)
-from tl_core.training.plan import STRATEGIES, Plan
+from tl_core.training.plan import STRATEGIES, Plan, recipe_for
 from ui.charts.decisions import quadrant_figure
 from ui.render import chart, show_plan
 from ui import quiz
@@ -106,6 +106,7 @@ if departure := plan_departure(size, similarity, arch):
 st.subheader(f"The plan: {STRATEGIES[plan.strategy].label}")
 st.markdown(f"{STRATEGIES[plan.strategy].summary} {plan_advice(plan)}")
 st.caption(f"{weights_note(plan)} (Parameters measured on the meta device.)")
+st.caption(f"**Fine-tuning recipe for {arch}.** {recipe_for(arch).describe()}")
 show_plan(plan, key="quadrant.plan_chart")
 
 if mode == "own":

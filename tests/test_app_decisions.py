@@ -228,6 +228,15 @@ def test_quadrant_frames_the_as_is_choice_and_the_feature_extractor(app: AppTest
     assert "Hindi → Spanish, little data" in cases and "English → French, lots of data" in cases
 
 
+def test_quadrant_names_the_recipe_under_the_plan(app: AppTest):
+    from tl_core.training.plan import recipe_for
+
+    _go(app, "pages/quadrant.py")
+    app.selectbox(key="quadrant.arch").set_value("resnet18").run()
+    recipe = recipe_for("resnet18")
+    assert any(recipe.name in c.value and "Source:" in c.value for c in app.caption)
+
+
 def test_quadrant_own_problem_mode(app: AppTest):
     _go(app, "pages/quadrant.py")
     app.radio(key="quadrant.mode").set_value("own").run()
