@@ -66,3 +66,23 @@ def test_optimizer_groups_match_the_plan_and_thaw(base):
     assert {pg["name"]: pg["lr"] for pg in opt.param_groups}["block3"] == pytest.approx(plan.lr_for("block3"))
     assert all(p.requires_grad for p in built.grouped.params["block3"])
     assert len(opt.param_groups) == len(plan.groups)  # no group was added mid-run
+
+
+def test_every_step_s_learning_rates_come_from_the_plan_the_schedule_and_the_frozen_set(base):
+    from tl_core.data.datasets import DataSpec, make_data
+    from tl_core.training.freeze import schedule_factor
+    from tl_core.training.trainer import train
+
+    tr, va = make_data(DataSpec(n_per_class=4, similarity=1.0, n_val_per_class=2, seed=9))  # 16 images
+    plan = make_plan("finetune_top", lr=0.01, lr_decay=0.5, unfreeze_every=1, epochs=3, min_steps=0, batch_size=8)
+    res = train(plan, tr, va, base=base, keep_weights=False)
+    total = len(res.steps)
+    assert total == 6 and schedule_factor(plan, 0, total) == 1.0 and schedule_factor(plan, total, total) == 0.0
+    frozen = set(plan.frozen)
+    for rec in res.steps:
+        frozen -= set(res.epochs[rec.epoch].thawed)
+        factor = schedule_factor(plan, rec.step, total)
+        assert rec.lr == pytest.approx({g: 0.0 if g in frozen else plan.lr_for(g) * factor for g in plan.groups})
+    assert res.steps[-1].lr["block3"] > 0 == res.steps[0].lr["block3"]  # thawed in epoch 2, then on the schedule
+    constant = make_plan("finetune_top", schedule="constant")
+    assert schedule_factor(constant, 5, 10) == 1.0

@@ -67,3 +67,38 @@ def test_preprocess_resizes_and_normalises_for_imagenet_models():
     assert out.shape == (1, 3, 64, 64)
     assert torch.allclose(out[0, :, 0, 0], (0.5 - torch.tensor(models.IMAGENET_MEAN)) / torch.tensor(models.IMAGENET_STD))
     assert models.preprocess_for("shapesnet", 32)(x) is x
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_each_family_s_layout_declares_exactly_the_registry_s_groups(arch):
+    layout = models.layout_for(arch)
+    declared = []
+    for decl in layout.stages:
+        declared += list(decl.names) if isinstance(decl, models.PooledBlocks) else [decl.group]
+    side = [g for g, _ in layout.side]
+    assert sorted(g for g in declared + side if g) == sorted(ARCHS[arch].groups)  # data, checked without a model
+    assert models.HEAD_PATHS[ARCHS[arch].family] == layout.heads
+
+
+def test_the_grouped_view_covers_a_cut_model_and_the_side_branch(built):
+    cut = models.cut_model(built["resnet18"], "resnet18", "layer2", 3, 32)
+    view = models.grouped_view(cut, "resnet18")
+    assert view.groups == ("stem", "layer1", "layer2", "head") and view.side == {}
+    assert sum(len(ps) for ps in view.params.values()) == len(list(cut.parameters()))
+    assert [st.name for st in view.chain] == ["stem", "layer1", "layer2", "pool", "head"]
+    inception = models.grouped_view(built["inception_v3"], "inception_v3")
+    assert inception.groups == ARCHS["inception_v3"].groups and list(inception.side) == ["aux"]
+    assert inception.modules["aux"] == [built["inception_v3"].AuxLogits]
+
+
+def test_one_builder_knows_inception_s_arguments():
+    meta = models.build_model("inception_v3", imagenet=True, init=False, meta=True)
+    assert meta.fc.weight.is_meta and meta.fc.out_features == models.IMAGENET_CLASSES
+    assert meta.transform_input is True and meta.AuxLogits is not None  # as torchvision builds it for its weights
+    bare = models.build_model("inception_v3", 4, aux_logits=False, meta=True)
+    assert bare.AuxLogits is None and bare.transform_input is False and bare.fc.out_features == 4
+    assert models.side_loss_weight("inception_v3") == 0.4 and models.side_loss_weight("resnet18") == 0.0
+    assert (models.input_size_for("inception_v3", 32), models.input_size_for("inception_v3", 32, aux=True)) == (80, 299)
+    assert (models.input_size_for("resnet18", 32), models.input_size_for("resnet18", 32, aux=True)) == (64, 64)
+    with pytest.raises(ValueError, match="num_classes"):
+        models.build_model("resnet18", 0)

@@ -165,3 +165,10 @@ def test_weights_table_lists_every_torchvision_arch_offline() -> None:
     r18 = next(r for r in rows if r["Architecture"] == "resnet18")
     assert r18["File name"] == os.path.basename(imagenet_weights("resnet18").url)
     assert 40 < r18["File (MB)"] < 50 and 60 < r18["ImageNet top-1 %"] < 80
+
+
+def test_uploaded_weights_with_nan_are_refused_with_a_message_that_says_so() -> None:
+    state = random_state("mobilenet_v3_small", 3)
+    state["classifier.3.weight"][0, 0] = float("nan")  # e.g. saved from a run that diverged
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        predict.load_custom_weights(saved(state), "mobilenet_v3_small")

@@ -148,6 +148,7 @@ def test_out_of_memory_halves_the_batch_once(source, tiny):
     res = train(make_plan("finetune_all", epochs=1, min_steps=0, batch_size=16), tr, va, base=base)
     assert res.status == "finished"
     assert any("halved the batch size to 8" in e.message for e in res.events)
+    assert res.steps_run == len(res.steps) == 4 > res.steps_scheduled == 2 and "halved to 8" in res.schedule_note
 
 
 def test_bad_data_is_refused_before_training(source, tiny):
@@ -168,3 +169,33 @@ def test_inception_trains_its_aux_head_at_299_pixels_and_caches_without_it():
     top = train(make_plan("finetune_top", arch="inception_v3", epochs=1, min_steps=0, batch_size=2), data, data,
                 base=base, keep_weights=False)
     assert top.cached_prefix == ("stem", "mixed5", "mixed6") and top.steps[0].grad_norm["aux"] is None
+
+
+def test_the_result_states_the_epochs_and_steps_really_run_and_why(source, tiny):
+    tr, va = tiny  # 32 images: 4 steps per epoch in batches of 8
+    records = []
+    raised = train(make_plan("finetune_top", epochs=2, min_steps=12, batch_size=8), tr, va, base=source,
+                   keep_weights=False, on_record=records.append)
+    assert (raised.epochs_planned, raised.epochs_scheduled, raised.epochs_run) == (2, 3, 3) == \
+        (2, 3, len(raised.epochs))
+    assert (raised.steps_scheduled, raised.steps_run) == (12, 12) and len(raised.steps) == 12
+    assert "running 3 epochs instead of 2" in raised.schedule_note and "at least 12 steps" in raised.schedule_note
+    start = next(r for r in records if r.kind == "start")
+    assert (start.epochs_planned, start.epochs, start.total_steps) == (2, 3, 12)
+    assert start.schedule_note == raised.schedule_note
+
+    plain = train(make_plan("finetune_top", epochs=3, min_steps=0, batch_size=8), tr, va, base=source,
+                  keep_weights=False)
+    assert (plain.epochs_planned, plain.epochs_run, plain.steps_run) == (3, 3, 12) and plain.schedule_note == ""
+
+    cancel = threading.Event()
+    stopped = train(make_plan("finetune_top", epochs=5, min_steps=0, batch_size=8), tr, va, base=source,
+                    keep_weights=False, cancel=cancel,
+                    on_record=lambda r: cancel.set() if r.kind == "epoch" and r.epoch == 1 else None)
+    assert (stopped.status, stopped.epochs_run, stopped.steps_run, stopped.epochs_scheduled) == ("cancelled", 2, 8, 5)
+    assert "stopped after 2 of 5 epochs (8 of 20 steps)" in stopped.schedule_note
+
+    diverged = train(make_plan("finetune_all", optimizer="sgd", lr=1e6, epochs=3, batch_size=8), tr, va, base=source,
+                     keep_weights=False)
+    assert diverged.status == "diverged" and diverged.epochs_run == 0 < diverged.steps_run < 5
+    assert "instead of 3" in diverged.schedule_note and "diverged after 0 of 25 epochs" in diverged.schedule_note

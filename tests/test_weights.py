@@ -330,3 +330,29 @@ def test_fetch_cli_cached_arch_needs_no_network_and_unknown_arch_fails(tmp_path:
     assert fetch_weights.main(["shapesnet"], out=io.StringIO(), err=err) == 1
     assert "no ImageNet weights for 'shapesnet'" in err.getvalue()
     assert offline == []
+
+
+# ---- what the loader reports, and what it refuses ------------------------------------------------------------------
+
+
+def test_state_dict_file_reports_the_head_size_it_found() -> None:
+    found = load_state_dict_file(to_bytes(fast_state_dict("resnet18", num_classes=7)), "resnet18")
+    assert found.num_classes == 7 and found.state["fc.weight"].shape == (7, 512) and not found.aux_logits
+    imagenet = load_state_dict_file(to_bytes(fast_state_dict("mobilenet_v3_small")), "mobilenet_v3_small")
+    assert imagenet.num_classes == 1000
+    with_aux = load_state_dict_file(to_bytes(fast_state_dict("inception_v3", num_classes=4, aux_logits=True,
+                                                             init_weights=False)), "inception_v3")
+    assert (with_aux.num_classes, with_aux.aux_logits) == (4, True)
+    without = load_state_dict_file(to_bytes(fast_state_dict("inception_v3", num_classes=4, aux_logits=False,
+                                                            init_weights=False)), "inception_v3")
+    assert (without.num_classes, without.aux_logits) == (4, False)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_weights_holding_nan_or_infinity_are_refused(bad: float) -> None:
+    state = fast_state_dict("resnet18", num_classes=3)
+    state["layer2.0.bn1.running_var"][5] = bad
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(1 of 128 in 'layer2\.0\.bn1\.running_var'\)"):
+        load_state_dict_file(to_bytes(state), "resnet18")
+    state["layer2.0.bn1.running_var"][5] = 1.0  # the same file without it loads
+    assert load_state_dict_file(to_bytes(state), "resnet18").num_classes == 3

@@ -156,7 +156,8 @@ def run_adaptation(*, seed: int = 0, look: str = "outline", n_per_class: int = 5
     results["AdaBN"] = score(base, adabn(base, xt))
 
     rep.stage(0.15, 0.95)
-    dann, curve = _train_dann(base, xs, ys, xt, steps=steps, lam=lam, seed=seed, rep=rep)
+    run = train_dann(base, xs, ys, xt, steps=steps, lam=lam, seed=seed, rep=rep)
+    dann, curve = run.model, run.curve
     rep.stage(0.95, 1.0)
     rep.progress(0.0, "Scoring DANN…")
     results["DANN"] = score(dann, dann)
@@ -170,10 +171,43 @@ def run_adaptation(*, seed: int = 0, look: str = "outline", n_per_class: int = 5
         wall_s=time.perf_counter() - t0)
 
 
-def _train_dann(base: ShapesNet, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor, *, steps: int, lam: float,
-                seed: int, rep: Reporter, batch: int = 32, lr: float = 1e-3
-                ) -> tuple[ShapesNet, list[tuple[int, float, float, float]]]:
-    """Domain-adversarial training from the source model. Source and target share each batch (and so BatchNorm)."""
+@dataclass
+class DannRun:
+    """A domain-adversarial training run: the adapted model, its domain classifier and how training went."""
+
+    model: ShapesNet  # the adapted classifier, in eval mode
+    domain_head: nn.Module  # the domain classifier on the model's pooled features (logit > 0: target), eval mode
+    curve: list[tuple[int, float, float, float]]  # (step, class loss, domain loss, domain accuracy on the batch)
+
+    @torch.no_grad()
+    def domain_accuracy(self, x_source: torch.Tensor, x_target: torch.Tensor) -> float:
+        """How often the domain classifier tells source from target images (0.5 is chance on balanced sets)."""
+        body = encoder(self.model)
+        logits = torch.cat([self.domain_head(encode(body, x)).squeeze(1) for x in (x_source, x_target)])  # (Ns + Nt,)
+        truth = torch.cat([torch.zeros(len(x_source)), torch.ones(len(x_target))])
+        return float(((logits > 0).float() == truth).float().mean())
+
+
+def train_dann(base: ShapesNet, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor, *, steps: int, lam: float,
+               seed: int, rep: Reporter | None = None, batch: int = 32, lr: float = 1e-3) -> DannRun:
+    """Domain-adversarial training from the source model. Source and target share each batch (and so BatchNorm).
+
+    Args:
+        base: The source model (copied, not changed).
+        xs / ys: Labelled source images (N, 3, H, W) and their labels.
+        xt: Unlabelled target images.
+        steps: Training steps, each on `batch` source and `batch` target images.
+        lam: Final weight of the reversed domain gradient; 0 trains the domain classifier alongside without
+            adapting the features (the no-adaptation control).
+        seed: Seeds the domain head and the batches.
+        rep: Receives progress and points; checks the cancel flag.
+        batch: Images per domain per step.
+        lr: Adam's learning rate.
+
+    Returns:
+        The DannRun.
+    """
+    rep = rep or Reporter()
     torch.manual_seed(seed)
     model = copy.deepcopy(base).to(memory_format=torch.channels_last)
     body = encoder(model)  # shares the model's blocks
@@ -204,4 +238,4 @@ def _train_dann(base: ShapesNet, xs: torch.Tensor, ys: torch.Tensor, xt: torch.T
             rep.point("domain classifier accuracy", step, dom_acc)
             rep.progress((step + 1) / steps, f"DANN step {step + 1}/{steps}: the domain classifier is right "
                                              f"{dom_acc:.0%} of the time")
-    return model.eval(), curve
+    return DannRun(model.eval(), domain_head.eval(), curve)
