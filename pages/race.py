@@ -314,7 +314,7 @@ def _show_results(outcome: RaceOutcome) -> None:
                 "thawed": " ".join(row["thawed"])}
                for lane in outcome.lanes if lane.key in outcome.results
                for row in outcome.results[lane.key].history_rows()]
-    c1, c2, _ = st.columns([1, 1, 2])
+    c1, c2 = st.columns(2)  # wide enough for both labels in full
     c1.download_button(":material/table: Results table (.csv)", data=_csv([{**row, **data} for row in rows]),
                        file_name="race_results.csv", mime="text/csv", key="race.download_table", on_click="ignore")
     c2.download_button(":material/show_chart: Every lane per epoch (.csv)", data=_csv(history),

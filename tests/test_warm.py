@@ -1,0 +1,26 @@
+"""The background warm-up (ui.warm): it imports what the pages that train need once per process, whole, and every
+page's first visit is told apart from the next ones (app.py then shows the page's title at once)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from ui import warm
+
+
+def test_first_visit_is_true_once_per_page():
+    assert warm.first_visit("test-page-a") is True
+    assert warm.first_visit("test-page-a") is False
+    assert warm.first_visit("test-page-b") is True
+
+
+def test_the_warm_up_imports_every_module_whole_and_only_once():
+    warm.start()
+    warm.start()  # a second start does nothing
+    assert warm.wait(120) and warm.ready()
+    for name in warm.MODULES:
+        module = sys.modules[name]  # imported ...
+        assert not getattr(getattr(module, "__spec__", None), "_initializing", False)  # ... and whole
+        assert importlib.import_module(name) is module
+    assert "torch" in warm.timings and all(t >= 0 for t in warm.timings.values())
