@@ -121,7 +121,12 @@ def cached_frozen_speedup(n: int = 512, epochs: int = 10, size: int = 64, batch:
         head = models.get_classifier(model, "resnet18")
         model.fc = torch.nn.Identity()  # the frozen backbone; the head trains on its output
         model.requires_grad_(False).eval().to(memory_format=torch.channels_last)  # BatchNorm keeps its statistics
-        opt = torch.optim.Adam(head.parameters(), lr=plan.lr_for("head"), fused=True)
+        if plan.optimizer == "sgd":  # the plan's optimizer (resnet18's recipe: SGD with momentum), as the trainer's
+            opt = torch.optim.SGD(head.parameters(), lr=plan.lr_for("head"), momentum=0.9,
+                                  weight_decay=plan.weight_decay, fused=True)
+        else:
+            opt = torch.optim.Adam(head.parameters(), lr=plan.lr_for("head"), weight_decay=plan.weight_decay,
+                                   fused=True)
         pre = models.preprocess_for("resnet18", size)
         t0 = time.perf_counter()
         for _ in range(epochs):

@@ -1,7 +1,9 @@
 """A transfer-learning plan: which weights to re-use, which layer groups to freeze, and how to train.
 
 Plain data, no torch import, so the decision pages can build and check plans cheaply. The trainer
-(`tl_core.training.trainer`) turns a Plan into a model, an optimizer and a run.
+(`tl_core.training.trainer`) turns a Plan into a model, an optimizer and a run. `make_plan` takes each
+architecture family's fine-tuning defaults (optimizer, learning rates, weight decay) from a published recipe,
+`recipe_for(arch)`, which names its source so that the pages can show it; ShapesNet keeps its own tuned recipe.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Plan:
     strategy: str = "finetune_top"  # key of STRATEGIES
     frozen: tuple[str, ...] = ("block1", "block2", "block3")  # frozen layer groups at the start
     cut_after: str | None = None  # early_classifier only: the last group kept before the new head
-    lr: float = 3e-3  # base learning rate; each group's is lr * lr_mult[group]
+    lr: float = 3e-3  # base learning rate; each group's is lr * lr_mult[group] (make_plan: the arch's recipe)
     lr_mult: dict[str, float] = field(default_factory=dict)  # per-group multiplier on lr; missing means 1
     bn_policy: str = "eval"  # BatchNorm in frozen groups: "eval" keeps statistics fixed, "train" updates them
     unfreeze_every: int = 0  # gradual unfreezing: thaw the deepest frozen group every n epochs; 0 is off

@@ -2,9 +2,10 @@
 
 A run builds the model the plan describes (fresh, or a copy of the pretrained source), freezes its groups, and,
 when a frozen prefix can never change (no augmentation, no gradual unfreezing, BatchNorm kept in eval), computes
-that prefix's features once and trains only the rest. It can be cancelled from another thread, stops with a
-clear reason when the loss becomes NaN or infinite, and is deterministic on the CPU for a given seed.
-"""
+that prefix's features once and trains only the rest. A side branch (Inception's auxiliary classifier) runs, and
+its loss counts, only while it trains. It can be cancelled from another thread, stops with a clear reason when the
+loss becomes NaN or infinite, is deterministic on the CPU for a given seed, and reports the epochs and steps it
+actually ran. `Trainer.run` reads as its table of contents; each step is a named method."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -236,6 +236,18 @@ class Trainer:
     `run()` reads as its table of contents: build the model, prepare the inputs, cache the frozen prefix, set up the
     optimiser, then per epoch: start it (thaw, train mode), train its steps, validate; and finish.
     """
+
+    # The run's state, set by the steps of run() in order.
+    built: BuiltModel  # the model and its groups (_build_model)
+    gm: GroupedModel  # its grouped view, with the frozen set
+    x_train: torch.Tensor  # prepared inputs, or the cached prefix's features (_prepare_inputs, _cache_frozen_prefix)
+    net: nn.Module  # what runs on x_train (trained_part)
+    optimizer: torch.optim.Optimizer  # one group per layer group (_set_up_optimisation)
+    tracker: GradTracker  # gradient norms, update ratios and drift per group
+    epochs: int  # epochs scheduled (raised to reach min_steps)
+    total_steps: int  # optimizer steps scheduled
+    step: int  # optimizer steps taken
+    batch: int  # images per step (halved once if the GPU runs out of memory)
 
     def __init__(self, plan: Plan, train_data: TensorData, val_data: TensorData, *, base: nn.Module | None = None,
                  on_record: Callable[[Record], None] | None = None, cancel: threading.Event | None = None,
