@@ -83,6 +83,9 @@ def test_numbers_in_the_architecture_explanations_are_measured():
     assert 2.5 <= ratio <= 3.5  # "about three times DenseNet-121's parameters"
     r = stack_vs_large(64)
     assert (r.stack_params, r.large_params) == (27 * 64 * 64, 49 * 64 * 64)  # 27 against 49 per pair of channels
+    from tl_core.models.demos import VANISHED, gradient_flow
+
+    assert gradient_flow(40, skip=False, batch_norm=False).first_layer < VANISHED  # "all but disappears" without BN
 
 
 # ---- every option explains itself ---------------------------------------------------------------------------------------

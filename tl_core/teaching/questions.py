@@ -292,6 +292,21 @@ def _check_shapes_change(similarity: float) -> str:
     return _changed(spec.shift > 0 or bool(spec.styles), spec.classes != WorldSpec().classes)
 
 
+def _check_worked_case(key: str) -> str:
+    from tl_core.teaching.content import WORKED_CASES
+
+    case = next(c for c in WORKED_CASES if c.key == key)
+    return cell_key(case.size, case.similarity)
+
+
+def _check_plain_bn_gradients(depth: int) -> str:
+    """What a deep plain stack with batch normalisation suffers from: "vanishing" gradients, or none ("degradation"
+    is then what He et al. (2015) observed instead)."""
+    from tl_core.models.demos import VANISHED, gradient_flow
+
+    return "degradation" if gradient_flow(depth, skip=False, batch_norm=True).first_layer >= VANISHED else "vanishing"
+
+
 def _check_input_size(arch: str) -> str:
     from tl_core.models.registry import get_spec
 
@@ -362,6 +377,8 @@ CHECKS: dict[str, Callable[..., str]] = {
     "translation": _check_translation,  # teaching.content.TRANSLATION_EXAMPLE
     "translation_change": _check_translation_change,
     "shapes_change": _check_shapes_change,  # data.shapes.target_spec
+    "worked_case": _check_worked_case,  # teaching.content.WORKED_CASES
+    "plain_bn_gradients": _check_plain_bn_gradients,  # models.demos.gradient_flow (torch)
     "input_size": _check_input_size,  # models.registry
     "trainable_share": _check_share,  # models.summary (torch, on the meta device)
     "fewest_params": _check_fewest_params,  # models.summary (torch, on the meta device)
@@ -574,7 +591,8 @@ QUESTIONS: tuple[Question, ...] = (
         "inductive", Check("matrix_category", _answers(source=True, target=True, domain=False, task=False)),
         note="The course's tree names this corner after multi-task learning, which learns several tasks at the same "
              "time. Training English→French first and fine-tuning it on Hindi→Spanish afterwards is sequential "
-             "transfer, the everyday way to use this setting, not multi-task learning (Pan & Yang, 2010)."),
+             "transfer, the everyday way to use this setting, not multi-task learning (Caruana, 1997; Pan & Yang, "
+             "2010)."),
     Question(
         "m4", "matrix",
         "You have **labelled source data**, **no target labels**, and the task stays the same. After the two "
@@ -776,6 +794,31 @@ QUESTIONS: tuple[Question, ...] = (
                 lane="early_classifier")),
         "lots_similar", Check("quadrant_cell", (("n_per_class", 500), ("similarity", "similar"))),
         pick="quadrant"),
+    Question(
+        "q7", "quadrant",
+        "The course's own example: **Hindi→Spanish**, with little or no Hindi–Spanish training data, starting from "
+        "the English→French model. Where does the course's treatment put it on the quadrant?",
+        (Option("little_similar", "Little data, similar: freeze the early layers, fine-tune the final ones",
+                "Right, as the course treats it. There is little Hindi–Spanish data, and the problem's structure, "
+                "translating one sentence into another, stays the same: the course's \"Freeze or fine-tune\" slides "
+                "use this very example to keep the early layers and tune the top ones, which is the little + "
+                "similar advice.", lane="finetune_top"),
+         Option("little_different", "Little data, different: a classifier on the initial layers",
+                "Defensible, since both languages change, but not the course's reading: its slides treat the "
+                "example as related enough to keep the network and tune its top. The note says where the example "
+                "strains the rule.", lane="early_classifier"),
+         Option("lots_similar", "Lots of data, similar: fine-tune all layers",
+                "The course's point is the opposite: English→French has lots of training data, Hindi→Spanish "
+                "little or none (\"do more with less\").", lane="finetune_all"),
+         Option("lots_different", "Lots of data, different: re-train from scratch",
+                "That is where the original English→French model sits: lots of data and no similar model to start "
+                "from. Hindi→Spanish has little data and that model to start from.", lane="scratch")),
+        "little_similar", Check("worked_case", (("key", "hindi_spanish"),)),
+        note="Where the example strains the rule: for images the generic layers are the initial ones, but a "
+             "translation network's initial layers, its input embeddings, belong to the input language, so for "
+             "Hindi they must be learnt anew. Zoph et al. (2016, \"Transfer Learning for Low-Resource Neural "
+             "Machine Translation\") re-used a high-resource French→English model for low-resource languages into "
+             "English and gained several BLEU points."),
 
     # ---- freeze versus fine-tune: the race ----
     Question(
@@ -946,6 +989,29 @@ QUESTIONS: tuple[Question, ...] = (
          Option("same", "The same: they see the same patch",
                 "They see the same patch (the same receptive field), but the stack spends fewer weights on it.")),
         "stack", Check("stacked_filters", (("channels", 64),))),
+    Question(
+        "a6", "architectures",
+        "He et al. (2015) introduced ResNet's skip connections. Their deep **plain** networks, without skips, "
+        "already used batch normalisation. What problem did the skip connections solve?",
+        (Option("degradation", "Degradation: deeper plain networks reached a higher training error",
+                "Right. With batch normalisation the plain networks' gradients were healthy, yet a 34-layer plain "
+                "network trained to a higher error than an 18-layer one: extra depth made optimisation harder. "
+                "Residual blocks, which only have to learn what to add to their input, made extra depth stop "
+                "hurting."),
+         Option("vanishing", "Vanishing gradients: nothing reached the early layers",
+                "The popular story, and true of deep plain stacks *without* normalisation (switch BatchNorm off in "
+                "the residual toggle above and the first layer's gradient all but disappears). He et al.'s plain "
+                "networks had batch normalisation, and their gradients did reach the early layers."),
+         Option("overfitting", "Overfitting: deeper networks memorised the training set",
+                "Overfitting shows as a low training error with a high test error. The deeper plain networks had a "
+                "higher *training* error: they were harder to optimise, not over-fitted."),
+         Option("params", "Too many parameters",
+                "An identity shortcut adds no weights at all; what it changes is what each block has to learn.")),
+        "degradation", Check("plain_bn_gradients", (("depth", 40),)),
+        note="The course describes residual learning (\"the model is forced to focus on what is not learnt by "
+             "intermediate layers\"); many tutorials add vanishing gradients as the reason for skips. He, Zhang, "
+             "Ren & Sun (2015), §1 and §4.1, report healthy gradients in their batch-normalised plain networks and "
+             "name the problem degradation."),
 )
 
 _BY_ID: dict[str, Question] = {q.id: q for q in QUESTIONS}
