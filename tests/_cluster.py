@@ -3,7 +3,8 @@ bench/replicas.py).
 
 Each learner is a separate browser context (its own cookies, so its own Streamlit session) with its own User-Agent,
 which HAProxy's log records next to the replica of every request: that is how a test tells that a session stayed on
-one replica from its first request to its result.
+one replica from its first request to its result. The race's widgets are found by their keys (Streamlit's
+st-key-<key> classes), not by words that other sections of the page may repeat.
 """
 
 from __future__ import annotations
@@ -42,21 +43,28 @@ def user_agent(i: int) -> str:
     return f"Mozilla/5.0 (X11; Linux x86_64) tlp-learner-{i}"
 
 
-def open_race(browser: Any, url: str, i: int) -> Learner:
-    """A new learner opens the race page through the balancer and predicts the winner."""
+def open_race(browser: Any, url: str, i: int, path: str = RACE_PATH) -> Learner:
+    """A new learner opens the race page (or a class link to it) through the balancer and predicts the winner."""
     from playwright.sync_api import expect
 
     context = browser.new_context(user_agent=user_agent(i), viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(LOAD_MS)
-    page.goto(url + RACE_PATH)
-    page.locator("[data-testid=stRadio]").get_by_text(PREDICTION, exact=True).click(timeout=LOAD_MS)
-    expect(page.get_by_role("button", name="Start the race")).to_be_enabled(timeout=LOAD_MS)
+    page.goto(url + path)
+    page.locator(".st-key-race-prediction").get_by_text(PREDICTION, exact=True).click(timeout=LOAD_MS)
+    expect(start_button(page)).to_be_enabled(timeout=LOAD_MS)
     return Learner(i, context, page)
 
 
+def start_button(page: Any) -> Any:
+    """The race's own Start button (widget key race.start: Streamlit gives its element the class st-key-race-start),
+    not another button of the page with the same words."""
+    return page.locator(".st-key-race-start").get_by_role("button", name="Start the race").first  # one; a rerun may
+    # briefly show the stale copy beside the new one
+
+
 def start(learner: Learner) -> None:
-    learner.page.get_by_role("button", name="Start the race").click()
+    start_button(learner.page).click()
     learner.started_at = time.monotonic()
 
 

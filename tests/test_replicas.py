@@ -20,8 +20,14 @@ import pytest
 
 pytest.importorskip("ray")
 
-from _cluster import Learner, open_race, race_in_browsers, start, sticky_violations, wait_results  # noqa: E402
+from _cluster import (Learner, open_race, race_in_browsers, start, start_button, sticky_violations,  # noqa: E402
+                      wait_results)
 from deploy.cluster import HAPROXY, Cluster, ClusterConfig  # noqa: E402
+
+
+# The second test's class link: plenty of images (its races take a while, so the kill lands mid-race) and a seed the
+# first test did not race (the replicas keep finished races and share them with whoever starts the same one).
+CLASS_LINK = "/race?preset=lots_similar&seed=5"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +73,7 @@ def test_a_replica_killed_mid_class_spares_the_other_and_its_learners_reconnect(
                                                                                  browser: Any) -> None:
     from playwright.sync_api import expect
 
-    learners = [open_race(browser, cluster.url, 10 + i) for i in range(4)]
+    learners = [open_race(browser, cluster.url, 10 + i, CLASS_LINK) for i in range(4)]
     by_replica: dict[str, list[Learner]] = {}
     for learner in learners:
         by_replica.setdefault(learner.replica(), []).append(learner)
@@ -84,7 +90,7 @@ def test_a_replica_killed_mid_class_spares_the_other_and_its_learners_reconnect(
         assert learner.error is None, learner.error
     for learner in by_replica["r2"]:  # a reload: a fresh session on the replica that is up
         learner.page.reload()
-        expect(learner.page.get_by_role("button", name="Start the race")).to_be_visible(timeout=120_000)
+        expect(start_button(learner.page)).to_be_visible(timeout=120_000)
         assert learner.replica() == "r1"
         assert not learner.page.locator('[data-testid="stException"]').count()
         assert cluster.routes()[learner.user_agent][-1] == "r1"
