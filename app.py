@@ -69,19 +69,13 @@ if projector:
 for problem in link_problems:
     st.warning(problem, icon=":material/link:")
 
-placeholder = None
-heavy_and_cold = page.url_path not in LIGHT_PAGES and not warm.ready()
-if (warm.first_visit(page.url_path) and page.url_path != "") or heavy_and_cold:  # the title at once, never blank
-    placeholder = st.empty()
-    with placeholder.container():
+if page.url_path not in LIGHT_PAGES and not warm.ready():  # a first visit while torch still loads: never blank
+    slot = st.empty()
+    with slot.container():  # the page's title and a placeholder at once, while the warm-up finishes ...
         st.title(f"{page.icon} {page.title}")
-        if heavy_and_cold:
-            st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first "
-                       "visits)")
-if heavy_and_cold:
+        st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first visits)")
     warm.start()
-    warm.wait()  # the page needs these modules anyway; whole ones (code that peeks at sys.modules must not see a half)
+    warm.wait()  # (whole modules: code that peeks at sys.modules must never see a half-imported one) ...
+    slot.empty()  # ... then the page itself, drawn at once from the imported modules (never two titles)
 page.run()
-if placeholder is not None:
-    placeholder.empty()
 warm.start()  # after the first page is drawn: import torch and the models in the background (once per process)

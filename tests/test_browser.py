@@ -107,13 +107,15 @@ def test_a_reload_mid_race_on_a_class_link_keeps_the_runs_preset_data_seed_and_p
             prediction.get_by_text("Re-train from scratch", exact=True).click()
             expect(page.get_by_role("button", name="Start the race")).to_be_enabled()
             page.get_by_role("button", name="Start the race").click()
-            expect(page.get_by_text("Lane 1 of 4").first).to_be_visible(timeout=TRAIN_S)
             expect(page).to_have_url(re.compile(r"[?&]run=\d+-"))
+            expect(page.locator('[data-testid="stProgress"]').first).to_be_visible(timeout=TRAIN_S)
+            run = re.search(r"run=([\w-]+)", page.url).group(1)
             page.reload()  # mid-run
             expect(page.get_by_text("Class preset: Lots and different")).to_be_visible(timeout=30_000)
             expect(page.get_by_text("250 images per class at similarity 0.25 (seed 3)").first).to_be_visible()
             expect(page.get_by_role("spinbutton", name="Seed", exact=True)).to_have_value("3")
             expect(page.get_by_text("Your pick:").first).to_contain_text("Re-train from scratch")
+            assert f"run={run}" in page.url  # the same run, taken over
             page.screenshot(path=str(tmp_path / "race_after_reload.png"), full_page=True)
             expect(page.get_by_role("heading", name="Lots and different: what this race showed")).to_be_visible(
                 timeout=TRAIN_S)  # the run's own results, under its own preset

@@ -1,5 +1,4 @@
-"""The background warm-up (ui.warm): it imports what the pages that train need once per process, whole, and every
-page's first visit is told apart from the next ones (app.py then shows the page's title at once)."""
+"""The background warm-up (ui.warm): it imports what the pages that train need once per process, whole."""
 
 from __future__ import annotations
 
@@ -7,12 +6,6 @@ import importlib
 import sys
 
 from ui import warm
-
-
-def test_first_visit_is_true_once_per_page():
-    assert warm.first_visit("test-page-a") is True
-    assert warm.first_visit("test-page-a") is False
-    assert warm.first_visit("test-page-b") is True
 
 
 def test_the_warm_up_imports_every_module_whole_and_only_once():

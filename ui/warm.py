@@ -4,7 +4,8 @@ The first visit to a page that trains (Train, the race, Architectures, the labs)
 torch, torchvision, pandas, plotly and the library to import. `start()` (app.py calls it after every run; it acts
 once per process) imports them on a daemon thread after the first page is drawn, so the welcome page is not slowed
 down, and loads the shipped source model. A page that still needs an import in flight simply waits for that
-module (Python's import lock); app.py shows its title and a placeholder meanwhile (`ready`).
+module; app.py shows its title and a placeholder meanwhile and lets it wait for the whole warm-up (`ready`, `wait`):
+code that peeks at sys.modules (Streamlit's own does) must never see a half-imported module.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ MODULES: tuple[str, ...] = (
     "ui.charts.architectures", "ui.charts.own_data", "ui.results", "ui.live", "ui.cached",
 )
 
-_visited: set[str] = set()  # url paths of the pages this process has drawn once
 _started = threading.Event()
 _done = threading.Event()
 _lock = threading.Lock()
@@ -55,15 +55,6 @@ def start() -> None:
             return
         _started.set()
     threading.Thread(target=_work, name="tl-warm-imports", daemon=True).start()
-
-
-def first_visit(url_path: str) -> bool:
-    """True the first time this process draws a page (its modules are not imported yet), False afterwards."""
-    with _lock:
-        if url_path in _visited:
-            return False
-        _visited.add(url_path)
-        return True
 
 
 def ready() -> bool:
