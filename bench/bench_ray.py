@@ -1,4 +1,4 @@
-"""Runs on Ray, measured on a local 2-CPU Ray instance: throughput against in-process, first-record latency, and a class.
+"""Runs on Ray, measured on a local 2-CPU Ray instance: throughput against in-process, first-record latency, a class.
 
 - ray_vs_inprocess_throughput_ratio: default races (the race page's lanes and data, distinct seeds) per minute through
   a JobManager with tl_core.jobs.ray_executor.RayExecutor, divided by the same through the in-process executor, with

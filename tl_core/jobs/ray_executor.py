@@ -287,8 +287,8 @@ class RayExecutor:
                 except (ConnectionError, RuntimeError, ValueError) as e:
                     raise RayUnavailable(
                         f"TLP_RAY_ADDRESS is {self.address!r}, but no Ray cluster answers there ({e}). Start one "
-                        "(deploy/run_cluster.sh, or `ray start --head`), or unset TLP_RAY_ADDRESS to train in the app "
-                        "process.") from None
+                        "(python deploy/cluster.py, or `ray start --head`), or unset TLP_RAY_ADDRESS to train in the "
+                        "app process.") from None
             self._gpus = float(ray.cluster_resources().get("GPU", 0.0))
             self._board = ray.remote(num_cpus=0, max_restarts=0)(CancelBoard).remote()
             self._task = ray.remote(stream_run)
