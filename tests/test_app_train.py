@@ -249,14 +249,14 @@ def test_the_expected_time_is_measured_for_the_plan_on_screen(app: AppTest, go: 
 # ---- from the quadrant ------------------------------------------------------------------------------------------
 def test_use_this_plan_reaches_the_train_page_with_that_plan(app: AppTest, go: Callable):
     go(app, "pages/quadrant.py")
-    app.slider(key="quadrant.size").set_value(600)
+    app.select_slider(key="quadrant.size").set_value(500)
     app.slider(key="quadrant.similarity").set_value(0.2).run()
     app.button(key="quadrant.use").click().run()
     assert not app.exception
     assert app.title[0].value == ":material/fitness_center: Train live"
     assert app.selectbox(key="train.strategy").value == "scratch"
     assert app.multiselect(key="train.frozen").value == []
-    assert app.slider(key="train.n_per_class").value == 600
+    assert app.slider(key="train.n_per_class").value == 500
     assert app.slider(key="train.similarity").value == pytest.approx(0.2)
     assert any("orientation of a grating" in i.value for i in app.info)  # below 0.5 the task changes
 
