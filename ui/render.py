@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from tl_core.teaching.plans import layer_roles
-from tl_core.training.plan import Plan
 from ui.charts import theme
-from ui.charts.decisions import plan_groups_chart
 from ui.charts.theme import Chart
 
-if TYPE_CHECKING:  # pandas costs a quarter of a second to import: only pages that draw tables pay it
-    import pandas as pd
+if TYPE_CHECKING:  # app.py imports this module for every first page: what only some pages use is imported there
+    import pandas as pd  # (a quarter of a second: only pages that draw tables pay it)
+    import plotly.graph_objects as go
+
+    from tl_core.training.plan import Plan
 
 # The projector view: no sidebar or header, the main column full width, and no text under 28 px (read from 10 m): body
 # text, tables, captions, labels, alerts and the progress line at 30 px, headings larger. Charts scale through
@@ -69,6 +68,8 @@ def show_chart(c: Chart, *, key: str | None = None) -> None:
 
 def plan_table(plan: Plan) -> pd.DataFrame:
     """The plan's layer groups as a table: group, role, learning rate, multiplier on the base rate."""
+    from tl_core.teaching.plans import layer_roles
+
     rows = [{"Layer group": r.group, "Role": r.role, "Learning rate": r.lr,
              "× base lr": (r.lr / plan.lr) if r.lr else 0.0} for r in layer_roles(plan)]
     import pandas as pd
@@ -78,6 +79,8 @@ def plan_table(plan: Plan) -> pd.DataFrame:
 
 def show_plan(plan: Plan, *, key: str | None = None) -> None:
     """Draw a plan's layer groups with its takeaway, and its exact learning rates in an expander."""
+    from ui.charts.decisions import plan_groups_chart
+
     show_chart(plan_groups_chart(plan), key=key)
     with st.expander("Learning rate per layer group"):
         st.dataframe(plan_table(plan), hide_index=True,
