@@ -265,3 +265,19 @@ def test_race_charts_and_verdict(data):
         assert v.startswith(f"You predicted {loser['strategy']}; {winner['strategy']} won") and "2nd of 2" in v
     shown = race.race_rows_for_display(rows)
     assert [r["Rank"] for r in shown] == [1, 2] and shown[0]["Validation accuracy"] == winner["accuracy"]
+
+
+def test_learner_class_names_are_text_in_the_result_charts_never_markup_or_links():
+    from tl_core.training.records import Evaluation
+
+    evil, fine = "[go](javascript:alert(1))", "<b>mug</b>"
+    ev = Evaluation(accuracy=0.5, loss=1.0, per_class={evil: 0.0, fine: 1.0}, confusion=[[0, 2], [0, 2]],
+                    top_losses=[{"index": 0, "loss": 3.0, "true": evil, "pred": fine, "prob": 0.9}],
+                    classes=(evil, fine))
+    confusion = training.confusion_chart(ev)
+    assert list(confusion.fig.data[0].x) == ["[go](javascript:alert(1))", "&lt;b&gt;mug&lt;/b&gt;"]
+    assert "](" not in confusion.takeaway and "&#91;go&#93;" in confusion.takeaway
+    per_class = training.per_class_chart(ev)
+    assert "&lt;b&gt;" in list(per_class.fig.data[0].y)[1] and "](" not in per_class.takeaway
+    example = training.misclassified(ev, np.zeros((1, 3, 4, 4), dtype=np.float32), k=1)[0]
+    assert "](" not in example.caption and "&#60;b&#62;" in example.caption

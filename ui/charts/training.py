@@ -18,6 +18,7 @@ from tl_core.fmt import and_list, pct, sci
 from tl_core.training.history import History
 from tl_core.training.plan import Plan
 from tl_core.training.records import Evaluation, RunResult
+from ui import escape
 from ui.charts import theme
 from ui.charts.theme import Chart
 
@@ -299,7 +300,7 @@ def confusion_chart(ev: Evaluation, *, title: str = "Confusion matrix (validatio
         A Chart whose takeaway gives the accuracy and the most frequent confusion.
     """
     cm = ev.confusion
-    classes = list(ev.classes)
+    classes = [escape.html(c) for c in ev.classes]  # learner-chosen names: text, never markup
     heat = dict(type="heatmap", z=cm, x=classes, y=classes, text=cm, texttemplate="%{text}", textfont=dict(size=18),
                 colorscale=[[0, "white"], [1, theme.BLUE]], colorbar=dict(title=dict(text="images", side="right")),
                 hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
@@ -317,7 +318,7 @@ def _confusion_takeaway(ev: Evaluation) -> str:
         return f"All {total} validation images are on the diagonal: no mistakes."
     k, i, j = max(errors)
     return (f"{right} of {total} validation images right ({pct(right / max(total, 1))}); the most common mistake: "
-            f"{ev.classes[i]} taken for {ev.classes[j]} ({k} time{'s' if k != 1 else ''}).")
+            f"{escape.md(ev.classes[i])} taken for {escape.md(ev.classes[j])} ({k} time{'s' if k != 1 else ''}).")
 
 
 def per_class_chart(ev: Evaluation, *, title: str = "Accuracy per class (validation images)") -> Chart:
@@ -333,7 +334,7 @@ def per_class_chart(ev: Evaluation, *, title: str = "Accuracy per class (validat
     classes = list(ev.per_class)
     acc = [ev.per_class[c] for c in classes]
     chance = 1 / max(len(classes), 1)
-    bar = dict(type="bar", x=acc, y=classes, orientation="h", marker=dict(color=theme.GREEN),
+    bar = dict(type="bar", x=acc, y=[escape.html(c) for c in classes], orientation="h", marker=dict(color=theme.GREEN),
                text=[pct(a) for a in acc], textposition="auto", textfont=dict(size=16),
                hovertemplate="%{y}: %{x:.0%}<extra></extra>")
     line = dict(type="line", xref="x", yref="paper", x0=chance, x1=chance, y0=0, y1=1,
@@ -346,7 +347,8 @@ def per_class_chart(ev: Evaluation, *, title: str = "Accuracy per class (validat
     else:
         hard = min(classes, key=ev.per_class.get)
         easy = max(classes, key=ev.per_class.get)
-        takeaway = f"Hardest class: {hard} ({pct(ev.per_class[hard])}); easiest: {easy} ({pct(ev.per_class[easy])})."
+        takeaway = (f"Hardest class: {escape.md(hard)} ({pct(ev.per_class[hard])}); easiest: {escape.md(easy)} "
+                    f"({pct(ev.per_class[easy])}).")
     return Chart(fig, takeaway)
 
 
@@ -411,7 +413,7 @@ class Example:
 
     index: int  # index into the validation data
     image: np.ndarray  # (H, W, 3) uint8, upscaled
-    caption: str  # e.g. "ring → crescent (99%)"
+    caption: str  # e.g. "ring → crescent (99%)", the class names escaped for Markdown
 
 
 def misclassified(ev: Evaluation, images: Any, k: int = 8, scale: int = 3) -> list[Example]:
@@ -431,5 +433,5 @@ def misclassified(ev: Evaluation, images: Any, k: int = 8, scale: int = 3) -> li
         img = np.asarray(images[item["index"]], dtype=np.float32)  # (3, H, W)
         tile = np.round(np.clip(img, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)  # (H, W, 3)
         tile = tile.repeat(scale, axis=0).repeat(scale, axis=1)
-        out.append(Example(int(item["index"]), tile, f"{item['true']} → {item['pred']} ({pct(item['prob'])})"))
+        out.append(Example(int(item["index"]), tile, f"{escape.md(item['true'])} → {escape.md(item['pred'])} ({pct(item['prob'])})"))
     return out
