@@ -50,6 +50,14 @@ sections: dict[str, list[st.Page]] = {}
 for i, (section, path, title, icon) in enumerate(PAGES):
     sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=i == 0))
 page = st.navigation(sections, position="hidden" if projector else "sidebar")
+if projector and page.url_path != "race":  # the projector shows the race only
+    st.switch_page(RACE_PAGE, query_params=st.query_params.to_dict())
+slot = None
+if page.url_path not in LIGHT_PAGES and not warm.ready():  # a first visit while torch still loads: never blank
+    slot = st.empty()  # first thing in the main area, before the sidebar is drawn
+    with slot.container():  # the page's title and a placeholder at once, while the warm-up finishes ...
+        st.title(f"{page.icon} {page.title}")
+        st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first visits)")
 
 with st.sidebar:
     st.markdown("**Current plan**")
@@ -62,18 +70,12 @@ with st.sidebar:
               help="Only the race, in large type, without this sidebar: for the classroom projector. The race page "
                    "has a button to leave it.")
     quiz.sidebar()  # the learner's progress in the scenario questions, and the summary to hand in
-if projector and page.url_path != "race":  # the projector shows the race only
-    st.switch_page(RACE_PAGE, query_params=st.query_params.to_dict())
 if projector:
     projector_style()
 for problem in link_problems:
     st.warning(problem, icon=":material/link:")
 
-if page.url_path not in LIGHT_PAGES and not warm.ready():  # a first visit while torch still loads: never blank
-    slot = st.empty()
-    with slot.container():  # the page's title and a placeholder at once, while the warm-up finishes ...
-        st.title(f"{page.icon} {page.title}")
-        st.caption(":material/hourglass_top: Loading the models for this page… (only on the server's first visits)")
+if slot is not None:
     warm.start()
     warm.wait()  # (whole modules: code that peeks at sys.modules must never see a half-imported one) ...
     slot.empty()  # ... then the page itself, drawn at once from the imported modules (never two titles)
