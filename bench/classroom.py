@@ -3,8 +3,8 @@
 Part 1, in this process: N simulated students (default 30), each a whole-app AppTest (its own session, its own
 owner in the job manager) driven from its own thread: open the class link (`?preset=few_similar&seed=S`), go to the
 race, predict, press Start at a random moment within START_WINDOW_S, then redraw like the browser's live fragment
-does (every ui.live.QUEUED_EVERY_S while queued, every ui.live.LIVE_EVERY_S while running) until the results are
-drawn. Two scenarios: `class_link`, where everyone has the same link and seed (identical races, which the job
+does (at the page's own interval, ui.live.redraw_every: every 0.5 s while running, 2 s while queued, slower when many
+sessions redraw at once) until the results are drawn. Two scenarios: `class_link`, where everyone has the same link and seed (identical races, which the job
 manager shares: one computation), and `distinct`, where every student has their own seed (nothing can be shared:
 the fair queue serves them in turn). Seeds are fresh for every scenario, so no result comes from an earlier one. All races go through the one
 process-wide job manager (tl_core.jobs.manager.get_manager), exactly as on a server. AppTest's run() swaps process-wide
@@ -47,8 +47,8 @@ import streamlit.testing.v1.app_test as app_test_module  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import APP, CHROMIUM, CHROMIUM_ARGS, _NavigationPagesManager, _serve  # noqa: E402
-from tl_core.jobs.manager import QUEUED, get_manager  # noqa: E402
-from ui.live import LIVE_EVERY_S, QUEUED_EVERY_S  # noqa: E402
+from tl_core.jobs.manager import get_manager  # noqa: E402
+from ui.live import LIVE_EVERY_S, redraw_every  # noqa: E402
 
 RACE = "pages/race.py"
 PRESET = "few_similar"  # the class link's preset (four lanes, about 2 s alone on two cores)
@@ -127,7 +127,7 @@ def _student(st: Student, ready: threading.Barrier, go: threading.Event, go_at: 
         while at.session_state["race.done"] != job.id:
             if time.monotonic() - t_click > RACE_TIMEOUT_S:
                 raise TimeoutError(f"no results {RACE_TIMEOUT_S} s after Start (job {job.state})")
-            time.sleep(QUEUED_EVERY_S if job.state == QUEUED else LIVE_EVERY_S)
+            time.sleep(redraw_every(job) or LIVE_EVERY_S)  # the page's own fragment timer (ui.live)
             _step(st, at.run)
             st.reruns += 1
         st.click_to_results_s = time.monotonic() - t_click

@@ -38,13 +38,15 @@ from typing import Any
 import streamlit as st
 
 from tl_core.jobs.progress import Progress, queue_message
-from tl_core.jobs.manager import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobContext, get_manager,
+from tl_core.jobs.manager import (CANCELLED, DONE, FAILED, QUEUED, Job, JobContext, get_manager,
                                   peek_manager)
 from ui import session
 from ui.state import SLOT_SUFFIXES
 
 LIVE_EVERY_S = 0.5  # the fragment's redraw interval while a job runs (also the UI benchmark's)
 QUEUED_EVERY_S = 2.0  # ... and while it waits in the queue (only the position is shown then)
+SHARED_REDRAWS_PER_S = 8.0  # a run's watchers redraw at most this often in all (30 on one shared race: every 3.75 s)
+QUEUE_REDRAWS_PER_S = 4.0  # ... and the queued learners' positions too (28 waiting: every 7 s)
 SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
 URL_PARAM = "run"
 _URL_KEY = secrets.token_bytes(16)  # signs the ?run= tokens; per server process, like the jobs themselves
@@ -307,9 +309,21 @@ def elapsed(job: Job) -> float:
     return (job.finished or time.monotonic()) - job.started
 
 
+def redraw_every(job: Job | None) -> float | None:
+    """How often a page redraws a job's live view: LIVE_EVERY_S while it runs and QUEUED_EVERY_S while it waits,
+    slower when many sessions redraw at once (a shared run's watchers, a long queue), so that their redraws do not
+    take the CPU from the runs they wait for. None when the job is not active."""
+    if job is None or not job.active:
+        return None
+    mgr = get_manager()
+    if job.state == QUEUED:
+        return max(QUEUED_EVERY_S, mgr.stats()["queued"] / QUEUE_REDRAWS_PER_S)
+    return max(LIVE_EVERY_S, mgr.sharers(job) / SHARED_REDRAWS_PER_S)
+
+
 def live_fragment(slot: str, draw: Callable[[Job, list[Any]], None]) -> None:
     """Draw the slot's live part in a fragment that reruns every LIVE_EVERY_S while the job runs, and shows the
-    queue position every QUEUED_EVERY_S while it waits.
+    queue position every QUEUED_EVERY_S while it waits (both slower under load, see `redraw_every`).
 
     Args:
         slot: The page's slot.
@@ -317,7 +331,7 @@ def live_fragment(slot: str, draw: Callable[[Job, list[Any]], None]) -> None:
     """
     job = current_job(slot)
     drawn_as = job.state if job is not None and job.active else None  # the state this full run saw
-    every = {QUEUED: QUEUED_EVERY_S, RUNNING: LIVE_EVERY_S}.get(drawn_as)
+    every = redraw_every(job)
 
     @st.fragment(run_every=every)
     def _live() -> None:
