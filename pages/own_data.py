@@ -43,7 +43,6 @@ MODES = {"zip": ":material/folder_zip: A zip of class folders", "classes": ":mat
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 SHAPES_ARCH = "shapesnet"
 PREVIEW_CLASSES = 12  # classes whose sample images the report shows at most ("and N more" for the rest)
-DEFAULT_MIN_STEPS = 100  # the minimum optimiser steps the page starts with (the learner can change it)
 ss = st.session_state
 
 
@@ -277,7 +276,7 @@ def _plan(ds: OwnDataset) -> tuple[Plan | None, str | None, tuple[int, int]]:
     try:
         plan = own_plan(ss[P + "arch"], ss[P + "strategy"], sizes[0], len(ds.classes),
                         epochs=int(ss[P + "epochs"]), lr=float(ss[P + "lr"]), seed=int(ss["seed"]),
-                        min_steps=int(ss.get(P + "min_steps", DEFAULT_MIN_STEPS)))
+                        min_steps=int(ss[P + "min_steps"]))
     except ValueError as e:
         return None, str(e), sizes
     return plan, None, sizes
@@ -384,7 +383,6 @@ def _placement(ds: OwnDataset) -> None:
 
 # ---- the page -------------------------------------------------------------------------------------------------------
 init_state("own")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
-ss.setdefault(P + "editor", ClassEditor())  # until ui.state registers it (see _own in ui/state.py)
 live.setup(SLOT)
 track(claim_jobs=[ss.get(f"{SLOT}.job")])
 if ss[P + "strategy"] is None:
@@ -425,7 +423,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.number_input("Epochs", min_value=1, max_value=200, step=1, persist_state=PERSIST, key=P + "epochs",
                 help="Passes over your training images.")
 c2.number_input("Minimum optimiser steps", min_value=0, max_value=10_000, step=10, persist_state=PERSIST,
-                key=P + "min_steps", **({} if P + "min_steps" in ss else {"value": DEFAULT_MIN_STEPS}),
+                key=P + "min_steps",
                 help="A small dataset gives few steps per epoch; the run repeats epochs until it has taken this "
                      "many steps. 0 trains exactly the epochs above. The line under the form says what will run.")
 c3.number_input("Learning rate", min_value=1e-6, max_value=1.0, step=1e-3, format="%.4g", persist_state=PERSIST,

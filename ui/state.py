@@ -88,32 +88,48 @@ def _matrix_lab() -> dict[str, Default]:
 
 
 def _quadrant_lab() -> dict[str, Default]:
-    from tl_core.experiments.lab import DEFAULT_SIMILARITIES, DEFAULT_SIZES, LAB_STRATEGIES
+    from tl_core.experiments.lab import DEFAULT_DIFFERENT, DEFAULT_SIMILARITIES, DEFAULT_SIZES, DIFFERENT_TARGETS, \
+        LAB_STRATEGIES, SIMILAR_TARGET
 
+    predictions = {f"quadrant_lab.predict.{key}": None  # the learner's prediction per target, before "cut at layer n"
+                   for key in (SIMILAR_TARGET, *DIFFERENT_TARGETS)}
     return {**_slot("quadrant_lab"),
             "quadrant_lab.sizes": lambda: list(DEFAULT_SIZES),  # images per class swept
             "quadrant_lab.similarities": lambda: list(DEFAULT_SIMILARITIES),
             "quadrant_lab.strategies": lambda: list(LAB_STRATEGIES),
+            "quadrant_lab.different": DEFAULT_DIFFERENT,  # which "different" target the sweep uses
             "quadrant_lab.n_seeds": 1, "quadrant_lab.cut_n": 20, "quadrant_lab.cut_seeds": 1,
-            "quadrant_lab.sim_target": 0.5, "quadrant_lab.sim_n": 20,
-            "quadrant_lab.outcomes": dict,  # kind ("sweep", "cut", "similarity") -> the latest finished result
+            "quadrant_lab.sim_target": 0.5, "quadrant_lab.sim_n": 20, **predictions,
+            "quadrant_lab.running": None,  # the kind ("sweep", "cut", "similarity") of the job in the slot
+            "quadrant_lab.running_config": None,  # the LabConfig of a running sweep
+            "quadrant_lab.error_kind": None,  # the kind whose tab shows the slot's error
+            "quadrant_lab.outcomes": dict,  # kind -> the latest finished result
             "quadrant_lab.sweeps": dict}  # LabConfig -> finished LabResult, this session
 
 
 def _own() -> dict[str, Default]:
-    from tl_core.data.own import DEFAULT_VAL_FRACTION
+    from tl_core.data.own import DEFAULT_VAL_FRACTION, ClassEditor
+    from tl_core.training.planform import DEFAULT_MIN_STEPS
 
-    return {**_slot("own"), "own.mode": "zip", "own.zip": None, "own.zip_error": None, "own.classes": list,
-            "own.next_id": 0, "own.version": 0, "own.nonce": 0, "own.class_error": None, "own.arch": "shapesnet",
+    return {**_slot("own"), "own.mode": "zip", "own.zip": None, "own.zip_error": None,
+            "own.editor": ClassEditor,  # the class-by-class editor (tl_core.data.own.ClassEditor)
+            "own.class_error": None, "own.arch": "shapesnet",
             "own.strategy": None,  # None until the page picks the default for the architecture and device
-            "own.epochs": 10, "own.lr": 3e-3, "own.val_fraction": DEFAULT_VAL_FRACTION, "own.confirm": False}
+            "own.epochs": 10, "own.min_steps": DEFAULT_MIN_STEPS, "own.lr": 3e-3,
+            "own.val_fraction": DEFAULT_VAL_FRACTION, "own.confirm": False}
+
+
+def _quiz() -> dict[str, Default]:
+    from ui.quiz import DEFAULTS as QUIZ  # the quiz's own keys (progress, picks, runs), on every teaching page
+
+    return dict(QUIZ)
 
 
 # page -> a function returning that page's keys and defaults (called only when the page runs)
 PAGE_DEFAULTS: dict[str, Callable[[], dict[str, Default]]] = {
-    "welcome": dict, "matrix": dict, "quadrant": dict, "architectures": dict,
+    "welcome": _quiz, "matrix": _quiz, "quadrant": _quiz, "architectures": _quiz,
     "train": lambda: _slot("train"),
-    "race": _race,
+    "race": lambda: {**_race(), **_quiz()},
     "matrix_lab": _matrix_lab,
     "quadrant_lab": _quadrant_lab,
     "explorer": lambda: {"explorer.arch": "shapesnet", "explorer.source": "sample", "explorer.shape": "circle",

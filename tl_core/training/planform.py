@@ -156,6 +156,7 @@ def fit_to_data(plan: Plan, n_train: int) -> tuple[Plan, str | None]:
 # ---- the own-images page's plan -----------------------------------------------------------------------------------
 SHAPES_SIZE = 32  # the built-in network's input side
 CACHED_STRATEGIES = ("feature_extract", "early_classifier")  # strategies whose frozen body runs once
+DEFAULT_MIN_STEPS = 100  # the own-images page's minimum optimiser steps to start with (a setting the learner sees)
 
 
 def image_size_for(arch: str) -> int:
