@@ -36,6 +36,7 @@ PAGES: list[tuple[str, str, str, str]] = [
 ]
 RACE_PAGE = "pages/race.py"  # the only page the projector view shows
 LIGHT_PAGES = {"", "matrix", "quadrant", "instructor"}  # url paths of pages that never import torch
+QUESTION_EVERY_S = 5.0  # how often a student's page looks for a question the instructor pushed
 
 st.set_page_config(page_title="Transfer Learning Playbook", page_icon=":material/school:", layout="wide")
 init_state()
@@ -74,7 +75,16 @@ if projector:
     projector_style()
 for problem in link_problems:
     st.warning(problem, icon=":material/link:")
+if st.session_state["live.lost_run"]:  # the link named a run this server no longer holds (ui.live)
+    st.warning(st.session_state["live.lost_run"], icon=":material/link_off:")
+    st.session_state["live.lost_run"] = None
 
+if st.session_state["class.code"] and st.session_state["class.member"]:  # a student in a class: a pushed question
+    @st.fragment(run_every=QUESTION_EVERY_S)
+    def _pushed_question() -> None:
+        quiz.student_form(st.session_state["class.code"], st.session_state["class.member"])
+
+    _pushed_question()
 if slot is not None:
     warm.start()
     warm.wait()  # (whole modules: code that peeks at sys.modules must never see a half-imported one) ...

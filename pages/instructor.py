@@ -15,6 +15,7 @@ import streamlit as st
 from tl_core.classroom.polls import get_registry, race_poll, reveal_line
 from tl_core.classroom.presets import MAX_SEED, PRESETS, Preset, app_root, share_url
 from tl_core.jobs.manager import peek_manager
+from ui import quiz
 from ui.charts.race import poll_chart
 from ui.render import show_chart
 from ui.session import GRACE_S
@@ -93,6 +94,8 @@ def _class_panel() -> None:
 
     with st.container(border=True):
         _live()
+    with st.expander(":material/quiz: Push a scenario question to the class"):
+        quiz.push_control(code)  # the same poll: students answer on their page, the tally shows above
 
 
 def _server() -> None:

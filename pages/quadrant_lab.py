@@ -27,13 +27,14 @@ from tl_core.experiments.lab import (DEFAULT_DIFFERENT, DIFFERENT_TARGETS, LAB_S
                                      heatmap)
 from tl_core.experiments.race import lane_label
 from tl_core.jobs.progress import experiment_progress
-from tl_core.jobs.work import CutDepthJob, LabSweepJob, SimilarityCheckJob
+from tl_core.jobs.work import CutDepthJob, SimilarityCheckJob
 from tl_core.teaching.quadrant import LOTS_PER_CLASS, SIMILAR_AT
 from tl_core.training.plan import STRATEGIES
 from ui import live
 from ui.charts import labs as charts
 from ui.charts.decisions import quadrant_figure
 from ui.render import chart
+from ui.starts import start_sweep
 from ui.state import PERSIST, init_state
 
 SLOT = "quadrant_lab"
@@ -82,8 +83,7 @@ def _start_sweep() -> None:
         ss[OUTCOMES]["sweep"] = hit
         ss[f"{SLOT}.error"] = None
         return
-    ss[f"{SLOT}.running_config"] = config
-    _launch("sweep", LabSweepJob(config), f"lab sweep of {config.n_lanes} runs")
+    start_sweep(config)
 
 
 def _predictions() -> dict[str, str]:

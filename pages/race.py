@@ -30,6 +30,7 @@ from ui import live, results
 from ui import quiz
 from ui.charts import race as race_charts
 from ui.render import show_chart
+from ui.starts import start_race
 from ui.state import (PERSIST, URL_PICK, current_plan, init_state, leave_preset, remember_link, set_projector)
 
 SLOT = "race"
@@ -175,21 +176,6 @@ def _needs_prediction() -> bool:
     return not (st.session_state.get("class.projector") and _class_poll() is not None)
 
 
-def _keep_in_url(data: DataSpec, predicted: str | None) -> None:
-    """Put what the race depends on into the address, so that a reload shows the same preset, seed and pick."""
-    qp, preset = st.query_params, _preset()
-    if preset is not None:
-        qp["preset"] = preset.key
-    elif "preset" in qp:
-        del qp["preset"]
-    qp["seed"] = str(data.seed)
-    if predicted is not None:
-        qp[URL_PICK] = predicted
-    elif URL_PICK in qp:
-        del qp[URL_PICK]
-    remember_link()  # the link's own parameters changed: not a new link to apply
-
-
 def _start() -> None:
     """Callback of Start: race the lanes in the background, once a prediction is made."""
     predicted = st.session_state.get("race.prediction")
@@ -202,13 +188,7 @@ def _start() -> None:
     except ValueError as e:
         st.session_state["race.error"] = str(e)
         return
-    st.session_state["race.labels"] = {lane.key: lane.label for lane in lanes}
-    predicted = predicted if predicted in keys else None
-    job = live.start(SLOT, RaceJob(tuple(lanes), data, predicted), label=f"race of {len(lanes)} lanes")
-    if job is not None:
-        st.session_state["race.pick"] = (job.id, predicted)  # shown through the race and in the reveal
-        st.session_state["race.prediction"] = None  # the next race needs a new prediction
-        _keep_in_url(data, predicted)
+    start_race(lanes, data, predicted if predicted in keys else None)
 
 
 def _sharers_line(job: Job) -> None:

@@ -143,13 +143,6 @@ def _running_job() -> TrainJob | None:
     return job.fn if job is not None and job.active and isinstance(job.fn, TrainJob) else None
 
 
-def _restore(job: TrainJob) -> None:
-    """After a reload picked a run up again (?run=), put its plan and data back into the form, so the page shows what
-    the visible run depends on. (The seed lives in the sidebar, drawn before this page: the header names the run's.)"""
-    set_plan(job.plan)
-    set_data(job.data.n_per_class, job.data.similarity)
-
-
 def _describe_data(spec: DataSpec) -> str:
     return f"shapes world, {spec.n_per_class} target images per class at similarity {spec.similarity:g} (seed {spec.seed})"
 
@@ -180,10 +173,7 @@ def _expected_time(plan: Plan) -> None:
 # ---- the page ---------------------------------------------------------------------------------------------------
 init_state("train")  # this page's keys (and the app-wide ones on a cold start, see ui.state)
 ss = st.session_state
-had_job = ss.get(f"{SLOT}.job")
-live.setup(SLOT)
-if had_job is None and (adopted := _running_job()) is not None:  # a reload picked the run up from the URL
-    _restore(adopted)
+live.setup(SLOT)  # a reload that named a run took it over in app.py, restoring its plan, data and seed first
 if ss["plan"] != ss.get(P + "synced") or any(P + f not in ss for f in planform.FORM_FIELDS if f != "cut_after"):
     _load_form(current_plan())
 if ss.get(P + "synced_data") != _data()[:2] or P + "n_per_class" not in ss:

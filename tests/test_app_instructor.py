@@ -333,3 +333,29 @@ def test_an_expired_class_link_says_so_and_keeps_the_rest(new_session: Callable,
     student = new_session({"preset": "bn_trap", "seed": "2", "class": code})
     assert any(f"The class {code} has ended" in w for w in _warnings(student))
     assert student.session_state["class.code"] is None and student.session_state["race.preset"] == "bn_trap"
+
+
+def test_a_pushed_question_reaches_the_students_page_and_is_tallied_then_explained(new_session: Callable,
+                                                                                     go: Callable):
+    from tl_core.teaching.questions import QUESTIONS, poll_spec
+
+    teacher = new_session()
+    go(teacher, INSTRUCTOR)
+    teacher.button(key="instructor.class.open").click().run()
+    code = teacher.session_state["class.code"]
+    q = QUESTIONS[0]
+    teacher.selectbox(key="quiz.push.question").set_value(q.id).run()
+    teacher.button(key="quiz.push.go").click().run()
+    poll = get_registry().current(code)
+    assert poll is not None and poll.id == poll_spec(q)[0]
+    student = new_session({"preset": "few_similar", "seed": "0", "class": code})  # any page of a class member
+    assert any(q.prompt in m.value for m in student.markdown)
+    wrong = next(o for o in q.options if o.key != q.answer)
+    student.radio(key=f"quiz.poll.{q.id}.choice").set_value(wrong.key).run()
+    student.button(key=f"quiz.poll.{q.id}.send").click().run()
+    assert get_registry().tally(code, poll.id)[wrong.key] == 1
+    teacher.button(key="quiz.push.reveal").click().run()
+    student.run()
+    assert any(wrong.explanation[:40] in t for t in [*(m.value for m in student.markdown),
+                                                     *(e.value for e in student.error), *(i.value for i in student.info),
+                                                     *(w.value for w in student.warning)])

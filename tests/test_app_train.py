@@ -219,7 +219,8 @@ def test_a_running_plan_is_shown_frozen_and_start_says_why_it_is_off(app: AppTes
     assert any(m.value.startswith("**Plan:**") and "3 epochs" in m.value for m in app.markdown)
 
 
-def test_a_reload_mid_run_restores_the_runs_plan_and_data(app: AppTest, go: Callable, finish_job: Callable):
+def test_a_reload_mid_run_restores_the_runs_plan_data_and_seed(app: AppTest, go: Callable, finish_job: Callable):
+    app.number_input(key="seed").set_value(7).run()
     _long_run(app, go)
     fresh = AppTest.from_file(app._script_path, default_timeout=60)  # the student reloads the tab
     fresh.query_params["run"] = app.query_params["run"]
@@ -229,6 +230,7 @@ def test_a_reload_mid_run_restores_the_runs_plan_and_data(app: AppTest, go: Call
     assert fresh.session_state["train.job"] == app.session_state["train.job"]
     assert fresh.session_state["train.strategy"] == "finetune_all"  # the form shows the run's plan ...
     assert fresh.session_state["data.n_per_class"] == 5 and fresh.session_state["train.n_per_class"] == 5  # ... data
+    assert fresh.session_state["seed"] == 7 and fresh.number_input(key="seed").value == 7  # ... and seed
     assert any(i.value.startswith("**Running now:**") and "Fine-tune all layers" in i.value for i in fresh.info)
     app.button(key="train.stop").click().run()
     assert finish_job(app, "train").state in ("cancelled", "done")
@@ -244,6 +246,14 @@ def test_the_expected_time_is_measured_for_the_plan_on_screen(app: AppTest, go: 
     seconds = [float(c.split("about ")[1].split(" s")[0]) for c in (small, big)]
     assert seconds[1] > seconds[0]  # resnet18 from scratch takes longer than the small default
     assert "a few seconds" not in " ".join(c.value for c in app.caption)
+
+
+def test_a_link_to_a_run_the_server_no_longer_holds_says_so(app: AppTest, go: Callable):
+    app.query_params["run"] = "987654-" + "0" * 20  # e.g. a replica that stopped mid-class
+    app.run()
+    assert any("no longer on this server" in w.value for w in app.warning)
+    go(app, TRAIN)
+    assert not app.exception and not any("no longer on this server" in w.value for w in app.warning)  # said once
 
 
 # ---- from the quadrant ------------------------------------------------------------------------------------------

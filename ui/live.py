@@ -155,8 +155,21 @@ def _restore_race(job: Job) -> None:
         restore_race(job.id, race.lanes, race.data, st.query_params.get(URL_PICK))
 
 
+def _restore_train(job: Job) -> None:
+    from ui.state import on_seed_change, set_data, set_plan
+
+    run = job.fn
+    if hasattr(run, "plan") and hasattr(run, "data"):  # a TrainJob: its plan, its data and its seed
+        set_plan(run.plan)
+        set_data(run.data.n_per_class, run.data.similarity)
+        st.session_state["seed"] = int(run.data.seed)
+        on_seed_change()
+
+
 # slot -> puts the session back on what an adopted job ran (its settings), before the sidebar's widgets are drawn
-RESTORERS: dict[str, Callable[[Job], None]] = {"race": _restore_race}
+RESTORERS: dict[str, Callable[[Job], None]] = {"race": _restore_race, "train": _restore_train}
+LOST_RUN = ("The run in this link is no longer on this server: the copy of the app that ran it has stopped or "
+            "restarted, so its results are gone. Start it again; your settings are below.")
 
 
 def restore_from_url() -> Job | None:
@@ -168,7 +181,13 @@ def restore_from_url() -> Job | None:
         The adopted job, or None (nothing to adopt, or this session already has a job in that slot).
     """
     job = url_job()
-    if job is None or slot_of(job) not in RESTORERS:  # other pages adopt their runs themselves (setup)
+    if job is None:
+        if st.query_params.get(URL_PARAM) and not any(st.session_state.get(f"{s}.job") is not None
+                                                      for s in st.session_state.get(SLOTS_KEY, [])):
+            st.session_state["live.lost_run"] = LOST_RUN  # e.g. a replica that died mid-class (docs/SCALING.md)
+            del st.query_params[URL_PARAM]  # a dead link: said once, not on every rerun
+        return None
+    if slot_of(job) not in RESTORERS:  # other pages adopt their runs themselves (setup)
         return None
     adopted = adopt_from_url(slot_of(job))
     if adopted is not None:

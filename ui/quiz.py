@@ -32,7 +32,7 @@ from typing import Any
 
 import streamlit as st
 
-from tl_core.classroom.presets import URL_PRESET, URL_SEED, find_preset
+from tl_core.classroom.presets import find_preset
 from tl_core.fmt import pct
 from tl_core.teaching.matrix import Answers, classify
 from tl_core.teaching.questions import (MATRIX_FIELDS, PAGES, QUESTIONS, Attempt, Measurement, Question,
@@ -40,7 +40,8 @@ from tl_core.teaching.questions import (MATRIX_FIELDS, PAGES, QUESTIONS, Attempt
                                         matrix_option, pick_feedback, poll_spec, question_of_poll, quadrant_option,
                                         questions_for, record, score, summary_csv, summary_json)
 from ui import live
-from ui.state import PERSIST, URL_PICK, apply_preset, remember_link
+from ui.starts import start_race, start_sweep
+from ui.state import PERSIST, apply_preset
 
 URL_PARAM = "quiz"  # ?quiz=<encoded progress>
 PROGRESS, PICKS, RUNS, MEASURED = "quiz.progress", "quiz.picks", "quiz.runs", "quiz.measured"
@@ -149,37 +150,20 @@ def _on_run(qid: str) -> None:
     if q.run is None:
         return
     if q.run.kind == "race":
-        from tl_core.jobs.work import RaceJob
-
         preset = apply_preset(q.run.preset, seed)
         lane = q.option(pick).lane if pick is not None else None
-        lane = lane if lane in preset.lane_keys else None
-        lanes = preset.race_lanes(seed)
-        ss["race.labels"] = {ln.key: ln.label for ln in lanes}  # as the race page's Start does
-        job = live.start("race", RaceJob(tuple(lanes), preset.data_spec(seed), lane),
-                         label=f"race of {len(lanes)} lanes (question {q.id})")
-        if job is not None:
-            ss["race.pick"] = (job.id, lane)  # the learner's answer is the race's prediction
-            ss["race.prediction"] = None  # the next race needs a new one
-            qp = st.query_params  # a reload shows the same preset, seed and pick (ui.state.apply_link)
-            qp[URL_PRESET], qp[URL_SEED] = preset.key, str(seed)
-            if lane is not None:
-                qp[URL_PICK] = lane
-            elif URL_PICK in qp:
-                del qp[URL_PICK]
-            remember_link()
+        job = start_race(preset.race_lanes(seed), preset.data_spec(seed), lane if lane in preset.lane_keys else None,
+                         label=f"race of {len(preset.lanes)} lanes (question {q.id})")
     else:
         from tl_core.experiments.lab import LabConfig
-        from tl_core.jobs.work import LabSweepJob
 
         config = LabConfig(sizes=q.run.sizes, similarities=q.run.similarities, strategies=q.run.strategies,
                            seeds=(seed,)).validate()
         # the lab page's own widgets then describe this very sweep, and its live view draws it
         ss["quadrant_lab.sizes"], ss["quadrant_lab.similarities"] = list(config.sizes), list(config.similarities)
         ss["quadrant_lab.strategies"], ss["quadrant_lab.n_seeds"] = list(config.strategies), 1
-        ss["quadrant_lab.running"], ss["quadrant_lab.running_config"] = "sweep", config
-        job = live.start("quadrant_lab", LabSweepJob(config), label=f"lab sweep of {config.n_lanes} runs "
-                                                                    f"(question {q.id})")
+        ss["quadrant_lab.different"] = config.different
+        job = start_sweep(config, label=f"lab sweep of {config.n_lanes} runs (question {q.id})")
     if job is not None:
         ss[RUNS] = {**ss[RUNS], qid: (RUN_SLOTS[q.run.kind], job.id, pick)}
         ss[MEASURED] = {k: v for k, v in ss[MEASURED].items() if k != qid}

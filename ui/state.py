@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Default] = {
     "class.link_problems": (),  # why parts of that link were refused, for the learner
     "class.code": None,  # the class (tl_core.classroom.polls) this session is in, or leads (instructor), or None
     "class.member": None,  # this tab's opaque member token in that class (None for the instructor and projector)
+    # background jobs (ui.live)
+    "live.slots": list,  # every job slot this session has used
+    "live.lost_run": None,  # set when the link names a run this server no longer holds, shown once
 }
 URL_MEMBER = "member"  # query parameter: the tab's member token, so that a reload is the same member (no double vote)
 URL_PICK = "pick"  # query parameter: the lane this tab predicted for the race in ?run= (kept through a reload)
