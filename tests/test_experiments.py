@@ -332,3 +332,17 @@ def test_own_data_is_measured_against_the_selected_models_own_source():
     plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     no_bn = check_own_data(big, 6, "alexnet", model=plain, seed=0)  # AlexNet and VGG keep no BatchNorm statistics
     assert not no_bn.applies and "no BatchNorm statistics" in no_bn.note
+
+
+def test_a_placement_for_vgg_uses_the_quadrants_strategy_for_that_architecture():
+    from tl_core.experiments.similarity import SimilarityReport, place_on_quadrant
+    from tl_core.teaching.quadrant import strategy_for
+
+    report = SimilarityReport(similarity=0.9, equivalent_shift=0.1, mmd2=0.0, domain_accuracy=0.5,
+                              classifier_similarity=1.0, verdict="similar", explanation="", n_a=10, n_b=10,
+                              beyond_calibration=False, calibration=None)
+    shapes_cell = place_on_quadrant(report, 20)
+    vgg_cell = place_on_quadrant(report, 20, "vgg16")
+    assert shapes_cell.strategy == "finetune_top" == strategy_for("little", "similar", "shapesnet")
+    assert vgg_cell.strategy == strategy_for("little", "similar", "vgg16") != "finetune_top"
+    assert "vgg16" in vgg_cell.explanation and "nearly all its weights" in vgg_cell.explanation

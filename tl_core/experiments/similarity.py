@@ -295,24 +295,35 @@ def measure_similarity(images_a: object, images_b: object, *, seed: int = 0, max
                             n_b=len(xb), beyond_calibration=beyond, calibration=cal)
 
 
-def place_on_quadrant(report: SimilarityReport | SourceSimilarity, n_per_class: int) -> Placement:
+def place_on_quadrant(report: SimilarityReport | SourceSimilarity, n_per_class: int,
+                      arch: str = "shapesnet") -> Placement:
     """Put a dataset on the size-versus-similarity quadrant from its size and its measured similarity.
 
     Args:
         report: From measure_similarity (the source data first, the dataset second) or source_similarity.
         n_per_class: The dataset's labelled images per class.
+        arch: The architecture the advice is for: the quadrant's strategy for it (tl_core.teaching.quadrant
+            .strategy_for: fixed feature extraction where the final layers hold nearly all the weights).
 
     Returns:
         The Placement with the quadrant's recommendation.
 
     Raises:
-        ValueError: If n_per_class is not a whole number of at least 1.
+        ValueError: If n_per_class is not a whole number of at least 1, or the architecture is unknown.
     """
+    from tl_core.teaching.quadrant import strategy_for
+    from tl_core.training.plan import STRATEGIES
+
     size = classify_size(n_per_class)
     rec = recommend(size, report.verdict)
+    strategy = strategy_for(size, report.verdict, arch)
+    label = rec.label if strategy == rec.strategy else STRATEGIES[strategy].label
+    departs = "" if strategy == rec.strategy else (f" (the course's cell says {rec.label.lower()}; for {arch}, whose "
+                                                   f"final layers hold nearly all its weights, the quadrant uses "
+                                                   f"{label.lower()})")
     explanation = (f"{n_per_class} labelled images per class is {size} data, and a measured similarity of "
-                   f"{report.similarity:.2f} is {report.verdict}: the quadrant says {rec.label.lower()}.")
-    return Placement(n_per_class, report.similarity, size, report.verdict, rec.strategy, rec.label, explanation)
+                   f"{report.similarity:.2f} is {report.verdict}: the quadrant says {label.lower()}{departs}.")
+    return Placement(n_per_class, report.similarity, size, report.verdict, strategy, label, explanation)
 
 
 def check_calibration(similarities: Sequence[float] = (1.0, 0.75, 0.5, 0.25, 0.0), *, task: str = "auto",
@@ -575,7 +586,7 @@ def check_own_data(images: object, n_per_class: int, arch: str, *, model: nn.Mod
     if get_spec(arch).torchvision and model is not None:
         measured = imagenet_similarity(model, arch, images, seed=seed)
         if measured is not None:
-            return SourceCheck(arch, arch, measured.reference, measured, place_on_quadrant(measured, n_per_class),
+            return SourceCheck(arch, arch, measured.reference, measured, place_on_quadrant(measured, n_per_class, arch),
                                True, f"Measured through {arch} against its own source data, ImageNet.")
         why = f"{arch} has no BatchNorm statistics to compare with"
     elif get_spec(arch).torchvision:
@@ -585,7 +596,7 @@ def check_own_data(images: object, n_per_class: int, arch: str, *, model: nn.Mod
     report = measure_similarity(shapes.make_source(50, seed, "val").images, images, seed=seed)
     reference = "the shapes world (the six drawn source shapes), through the shapes model"
     if not why:
-        return SourceCheck(arch, "shapesnet", reference, report, place_on_quadrant(report, n_per_class), True,
+        return SourceCheck(arch, "shapesnet", reference, report, place_on_quadrant(report, n_per_class, arch), True,
                            "Measured through the shapes model against its own source data, the shapes world.")
     return SourceCheck(arch, "shapesnet", reference, report, place_on_quadrant(report, n_per_class), False,
                        f"{why}, so this is the shapes model's measurement only: it says how far your images are "
