@@ -13,7 +13,6 @@ Widget keys: "explorer.arch", "explorer.weights", "explorer.source", "explorer.s
 from __future__ import annotations
 
 import hashlib
-import os
 
 import streamlit as st
 from PIL import Image
@@ -25,6 +24,7 @@ from tl_core.models import inference as predict
 from tl_core.data import shapes
 from tl_core.models.registry import ARCHS
 from tl_core.data.safe_io import UnsafeInput, open_image
+from tl_core.settings import flag
 from tl_core.models.weights import WeightsUnavailable, download_weights, torchvision_archs, weights_status
 from ui import cached
 from ui.charts.own_data import topk_chart
@@ -40,7 +40,7 @@ STYLES = {"plain": (), "outline": ("outline",), "inverted": ("inverted",)}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 # On by default, so a connected machine fetches missing weights on request; TLP_ALLOW_DOWNLOADS=0 locks a classroom
 # server down. Offline, the attempt fails with the same how-to-get explanation.
-ALLOW_DOWNLOADS = os.environ.get("TLP_ALLOW_DOWNLOADS", "1") != "0"
+ALLOW_DOWNLOADS = flag("TLP_ALLOW_DOWNLOADS", True)
 
 
 def _custom_model(arch: str, upload: UploadedFile | None) -> tuple[nn.Module, list[str]] | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import streamlit.testing.v1.app_test as app_test_module
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -133,6 +134,32 @@ def finish_job() -> Callable[..., Any]:
 def plotly_charts() -> Callable[[AppTest], dict[str, dict]]:
     """plotly_charts(at): the page's plotly figures as JSON dicts, keyed by title."""
     return _plotly_charts
+
+
+@pytest.fixture()
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The data of every download button drawn, by widget key."""
+    seen: dict[str, str] = {}
+    original = DeltaGenerator.download_button
+
+    def spy(self: DeltaGenerator, label: str, data: Any, *args: Any, **kwargs: Any) -> Any:
+        seen[kwargs.get("key")] = data() if callable(data) else data
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module of tiny batches: faster than two, and immune to a busy neighbour's spinning
+    threads on a shared two-core machine. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ---- real-browser tests -------------------------------------------------------------------------------------

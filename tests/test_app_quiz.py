@@ -9,10 +9,8 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 
 from tl_core.classroom.presets import get_preset
@@ -23,18 +21,6 @@ TOTAL = len(Q.QUESTIONS)
 WHY_OTHERS = "Why the other answers do not fit"
 
 
-@pytest.fixture()
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The data of every download button drawn, by widget key."""
-    seen: dict[str, str] = {}
-    original = DeltaGenerator.download_button
-
-    def spy(self: DeltaGenerator, label: str, data: Any, *args: Any, **kwargs: Any) -> Any:
-        seen[kwargs.get("key")] = data() if callable(data) else data
-        return original(self, label, data, *args, **kwargs)
-
-    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
-    return seen
 
 
 def _ok(at: AppTest) -> AppTest:

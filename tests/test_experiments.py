@@ -25,13 +25,7 @@ from tl_core.experiments.similarity import (CALIBRATION_SEED, as_image_batch, me
                                             place_on_quadrant)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared, busy two-core machine two spinning threads run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny batches (conftest)
 
 
 def _finite(values) -> bool:

@@ -15,7 +15,6 @@ check and clean-up are injected, so tests drive it without threads or sleeping.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -28,20 +27,12 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tl_core.data.safe_io import remove_session_dir, session_dir
-
-
-def _env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from an environment variable, or the default."""
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
+from tl_core.settings import positive_float
 
 
 # Both can be lowered through the environment (the browser test does, to watch a clean-up happen).
-REAP_EVERY_S = _env_seconds("TLP_REAP_EVERY_S", 30.0)  # seconds between two checks of which sessions are alive
-GRACE_S = _env_seconds("TLP_SESSION_GRACE_S", 180.0)  # a session gone this long loses its folder and jobs
+REAP_EVERY_S = positive_float("TLP_REAP_EVERY_S", 30.0)  # seconds between two checks of which sessions are alive
+GRACE_S = positive_float("TLP_SESSION_GRACE_S", 180.0)  # a session gone this long loses its folder and jobs
 # (Streamlit keeps a disconnected session 120 s for a reconnect; 180 s outlasts that.)
 _FALLBACK_KEY = "session.id"  # session-state key of the id used where no real Streamlit server runs (AppTest)
 

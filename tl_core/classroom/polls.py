@@ -11,13 +11,14 @@ Classes expire CLASS_TTL_S after they were opened. Process-wide and thread-safe 
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from tl_core.settings import positive_float
 
 if TYPE_CHECKING:
     from tl_core.classroom.presets import Preset
@@ -29,15 +30,7 @@ MAX_POLLS = 200  # polls one class keeps (each push of a new question adds one)
 MAX_CLASSES = 1000  # open classes at once; the oldest are closed first when more are opened
 
 
-def _env_hours(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-CLASS_TTL_S = 3600 * _env_hours("TLP_CLASS_HOURS", 4.0)  # a class expires this long after it was opened
+CLASS_TTL_S = 3600 * positive_float("TLP_CLASS_HOURS", 4.0)  # a class expires this long after it was opened
 
 
 class ClassClosed(ValueError):

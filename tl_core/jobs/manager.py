@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tl_core.settings import positive_int
 from tl_core.training.records import RecordBuffer
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -159,15 +160,7 @@ def default_thread_cap() -> int:
     Half, because a job shares the machine with the Streamlit server, the learners' browsers on a laptop, and
     other jobs: OpenMP threads that wait for a descheduled sibling can make a 0.3 s run take 20 s.
     """
-    env = os.environ.get("TLP_TORCH_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 1) // 2)
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+    return positive_int("TLP_TORCH_THREADS", max(1, (os.cpu_count() or 1) // 2))
 
 
 def approx_nbytes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
@@ -200,9 +193,9 @@ class ResultCache:
     """
 
     def __init__(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
-        self.max_entries = max_entries if max_entries is not None else _env_int("TLP_RESULT_CACHE_ENTRIES", 64)
+        self.max_entries = max_entries if max_entries is not None else positive_int("TLP_RESULT_CACHE_ENTRIES", 64)
         self.max_bytes = (max_bytes if max_bytes is not None
-                          else _env_int("TLP_RESULT_CACHE_MB", 256) * 2**20)
+                          else positive_int("TLP_RESULT_CACHE_MB", 256) * 2**20)
         self._jobs: OrderedDict[str, tuple[Job, int]] = OrderedDict()  # key -> (job, its result's bytes)
         self.bytes = 0
 

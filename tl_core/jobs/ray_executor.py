@@ -42,6 +42,7 @@ from typing import Any
 import ray
 from ray import exceptions as ray_errors
 
+from tl_core.settings import positive_int
 from tl_core.jobs.manager import JobContext
 from tl_core.training.records import RecordBuffer
 
@@ -229,11 +230,6 @@ class CancelBoard:
 
 
 # ---- on the driver (the app) --------------------------------------------------------------------------------------
-def _int_env(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else default
-
-
 class RayExecutor:
     """Runs each job as a Ray task on the cluster at `address` (see the module docstring).
 
@@ -252,8 +248,8 @@ class RayExecutor:
         if not address.strip():
             raise ValueError("A Ray address is needed, e.g. 'auto' or '127.0.0.1:6379'.")
         self.address = address.strip()
-        self.cpus_per_run = cpus_per_run or _int_env("TLP_RAY_CPUS_PER_RUN", 1)
-        self.runs_per_gpu = runs_per_gpu or _int_env("TLP_RAY_RUNS_PER_GPU", 1)
+        self.cpus_per_run = cpus_per_run or positive_int("TLP_RAY_CPUS_PER_RUN", 1)
+        self.runs_per_gpu = runs_per_gpu or positive_int("TLP_RAY_RUNS_PER_GPU", 1)
         self.init_kwargs = dict(init_kwargs or {})
         self._lock = threading.Lock()
         self._connected = False
