@@ -146,7 +146,8 @@ def test_topk_chart_has_a_title_and_a_takeaway_computed_from_the_numbers() -> No
     assert list(c.fig.data[0].y) == ["fox", "dog", "cat"]  # the most likely bar on top
     assert "fairly sure it is 'cat' (80%), 8x the runner-up 'dog' (10%)" in c.takeaway
     lone = topk_takeaway([("cat", 0.995), ("dog", 0.004)], "resnet18")
-    assert lone == "resnet18 is fairly sure it is 'cat' (100%), far ahead of the runner-up 'dog' (under 1%)."
+    # A near-certain model is "very sure (over 99%)", never "fairly sure (100%)" (issue 16, item 16).
+    assert lone == "resnet18 is very sure it is 'cat' (over 99%), far ahead of the runner-up 'dog' (under 1%)."
     unsure = topk_chart([("cat", 0.3), ("dog", 0.2)], "resnet18").takeaway
     assert "unsure" in unsure and "30%" in unsure and "50%" in unsure
     known = tuple(shapes.SOURCE_CLASSES)
