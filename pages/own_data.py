@@ -24,9 +24,9 @@ from tl_core.models.registry import ARCHS, get_spec
 from tl_core.training.device import select_device
 from tl_core.data.own import (MAX_NAME, ClassEditor, OwnDataset, load_class_uploads, load_zip, previews,
                               split_leaks, split_sizes, summarise)
-from tl_core.training.plan import STRATEGIES, Plan
+from tl_core.training.plan import STRATEGIES, Plan, recipe_for
 from tl_core.jobs.work import EstimateJob, OwnOutcome, OwnSimilarityJob, OwnTrainJob, weights_bytes
-from tl_core.training.planform import (default_strategy, image_size_for, needs_estimate, own_plan, ran_note,
+from tl_core.training.planform import (default_strategy, image_size_for, needs_estimate, own_plan,
                                       schedule_note)
 from tl_core.data.safe_io import UnsafeInput
 from tl_core.models.weights import torchvision_archs, weights_status
@@ -260,8 +260,14 @@ def _report(ds: OwnDataset) -> None:
 
 
 def _on_arch() -> None:
-    """Callback of the architecture: preselect its default strategy, forget a measured estimate."""
+    """Callback of the architecture: preselect its default strategy and its recipe's rate, forget an estimate."""
     ss[P + "strategy"] = default_strategy(ss[P + "arch"], _on_cpu())
+    _on_strategy()
+
+
+def _on_strategy() -> None:
+    """Callback of the strategy: the learning rate of the architecture's fine-tuning recipe for it."""
+    ss[P + "lr"] = recipe_for(ss[P + "arch"]).fields_for(ss[P + "strategy"])["lr"]
     ss[P + "confirm"] = False
 
 
@@ -331,7 +337,7 @@ def _show_results(outcome: OwnOutcome) -> None:
     plan = Plan.from_dict(res.plan)
     st.header(":material/bar_chart: Results")
     summary = (f"{plan.describe()} · {outcome.n_train} training and {outcome.n_val} validation images · "
-               f"{ran_note(res)} · {res.wall_s:.1f} s")
+               f"{res.wall_s:.1f} s")  # the epochs and steps really run are said under it (ui.results)
     results.show_result(res, P + "res.", summary, len(outcome.classes), val_images=outcome.val_images,
                         scale=max(1, 96 // outcome.val_images.shape[-1]))
     if res.state_dict is not None:
@@ -417,7 +423,7 @@ archs = [SHAPES_ARCH, *torchvision_archs()]
 c1, c2 = st.columns(2)
 c1.selectbox("Architecture", archs, persist_state=PERSIST, key=P + "arch", on_change=_on_arch,
              format_func=lambda a: f"{a} ({'built in, 32 px, offline' if a == SHAPES_ARCH else ARCHS[a].paper})")
-c2.selectbox("Strategy", list(STRATEGIES), persist_state=PERSIST, key=P + "strategy",
+c2.selectbox("Strategy", list(STRATEGIES), persist_state=PERSIST, key=P + "strategy", on_change=_on_strategy,
              format_func=lambda s: STRATEGIES[s].label, help=STRATEGIES[ss[P + "strategy"]].summary)
 c1, c2, c3, c4 = st.columns(4)
 c1.number_input("Epochs", min_value=1, max_value=200, step=1, persist_state=PERSIST, key=P + "epochs",
@@ -427,7 +433,8 @@ c2.number_input("Minimum optimiser steps", min_value=0, max_value=10_000, step=1
                 help="A small dataset gives few steps per epoch; the run repeats epochs until it has taken this "
                      "many steps. 0 trains exactly the epochs above. The line under the form says what will run.")
 c3.number_input("Learning rate", min_value=1e-6, max_value=1.0, step=1e-3, format="%.4g", persist_state=PERSIST,
-                key=P + "lr")
+                key=P + "lr", help=f"Starts at the fine-tuning recipe of {ss[P + 'arch']}: "
+                                   f"{recipe_for(ss[P + 'arch']).describe()}")
 c4.slider("Validation share per class", 0.1, 0.5, step=0.05, persist_state=PERSIST, key=P + "val_fraction",
           help="Held out class by class (stratified): every class gets at least one validation image.")
 

@@ -20,7 +20,8 @@ from tl_core.training import planform
 from tl_core.training.codegen import plan_to_code
 from tl_core.training.estimate import Estimate, estimate_run
 from tl_core.training.history import history_csv, steps_csv
-from tl_core.training.plan import BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES, Plan
+from tl_core.training.plan import (BN_POLICIES, DEVICES, MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, STRATEGIES,
+                                   Plan, recipe_for)
 from ui import live, results
 from ui.charts.decisions import plan_groups_chart
 from ui.charts.training import drift_chart
@@ -125,7 +126,7 @@ def _show_results(outcome: TrainOutcome) -> None:
     results.show_result(res, "train.", summary, n_classes, val_images=make_data(outcome.data)[1].x)
     show_chart(drift_chart(res), key="train.drift")
     with st.expander(":material/code: Show the code: this plan as a standalone PyTorch script"):
-        st.code(plan_to_code(plan), language="python")
+        st.code(plan_to_code(plan, data_size=shapes.IMAGE_SIZE), language="python")  # as this run: 32 px images
     cols = st.columns(3)
     if res.state_dict is not None:
         cols[0].download_button(":material/download: Trained weights (.pt)", data=lambda: weights_bytes(res.state_dict),
@@ -223,7 +224,8 @@ st.multiselect("Frozen layer groups", list(spec.body_groups), **_kw("frozen"),
                     "layers' lets you pick them (a prefix of the network); the other strategies fix them.")
 c1, c2, c3 = st.columns(3, gap="medium")
 c1.number_input("Base learning rate", min_value=0.0, max_value=100.0, step=0.001, format="%.4g", **_kw("lr"),
-                help="Each group's rate is this times its multiplier below. Try 10 to see a run diverge.")
+                help=f"Each group's rate is this times its multiplier below. Try 10 to see a run diverge. It starts "
+                     f"at {values['arch']}'s fine-tuning recipe: {recipe_for(values['arch']).describe()}")
 # No bounds on epochs and batch size: an out-of-range value reaches the plan's checks, which say what to change
 # (with widget bounds it would silently snap back instead).
 c2.number_input("Epochs", step=1, **_kw("epochs"),

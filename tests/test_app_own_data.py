@@ -520,7 +520,7 @@ def test_the_page_trains_the_epochs_asked_for_and_says_what_ran(app: AppTest) ->
     _finish(app)
     res = app.session_state["own.result"].result
     assert len(res.epochs) == 4 and len(res.steps) == 4  # no hidden minimum raised them
-    assert any("4 epochs (4 optimiser steps) were run" in s.value for s in (*app.success, *app.warning))
+    assert any("Ran 4 epochs (4 optimiser steps)." in c.value for c in app.caption)
 
 
 def test_a_measurement_waits_for_the_learners_running_job(app: AppTest) -> None:

@@ -75,6 +75,20 @@ def test_form_follows_each_strategys_rules_and_edits_the_plan(app: AppTest, go: 
     assert "frozen: block1, block2" in app.sidebar.caption[0].value  # the app-wide plan follows the form
 
 
+def test_picking_an_architecture_applies_its_fine_tuning_recipe(app: AppTest, go: Callable):
+    from tl_core.training.plan import recipe_for
+
+    go(app, TRAIN)
+    assert app.number_input(key="train.lr").value == recipe_for("shapesnet").lr  # ShapesNet's own tuned recipe
+    app.selectbox(key="train.arch").set_value("resnet18").run()
+    resnet = recipe_for("resnet18")
+    assert app.number_input(key="train.lr").value == resnet.lr != recipe_for("shapesnet").lr
+    assert app.selectbox(key="train.optimizer").value == resnet.optimizer
+    assert resnet.name in app.number_input(key="train.lr").help
+    app.selectbox(key="train.strategy").set_value("scratch").run()  # every weight random: the recipe's scratch rate
+    assert app.number_input(key="train.lr").value == resnet.scratch_lr
+
+
 def test_queued_run_says_how_many_runs_are_ahead(app: AppTest, go: Callable, finish_job: Callable):
     mgr = get_manager()
     release = threading.Event()
@@ -118,10 +132,15 @@ def test_short_run_draws_charts_with_one_heatmap_row_per_group(app: AppTest, go:
     top = result.evaluation.top_losses
     assert len(gallery) == min(8, len(top)) > 0
     assert gallery[0].startswith(f"{top[0]['true']} → {top[0]['pred']}")
-    assert "import torch" in app.code[0].value  # show the code
+    assert "import torch" in app.code[0].value  # show the code, for this very run (32 px shapes-world images)
     assert {b.proto.label for b in app.get("download_button")} >= {":material/download: Trained weights (.pt)",
                                                                    ":material/show_chart: History per epoch (.csv)"}
     assert app.success and "Validation accuracy" in app.success[0].value
+    # 5 images per class at batch 8 make 3 steps an epoch: the plan's 2 epochs were raised to reach 10 steps, and
+    # the result says so after the run (not only while it lasted)
+    ran = next(c.value for c in app.caption if "Ran " in c.value)
+    assert f"Ran {result.epochs_run} epochs ({result.steps_run} optimiser steps)" in ran
+    assert result.epochs_run > 2 and "instead of 2" in ran and result.steps_run >= 10
 
 
 def test_invalid_plan_shows_the_error_and_keeps_previous_results(app: AppTest, go: Callable, finish_job: Callable,

@@ -42,7 +42,8 @@ def test_sweep_reports_one_cell_per_size_and_similarity():
 # ---- one number, one rounding rule -------------------------------------------------------------------------------
 def _rows(*accs: float) -> list[dict]:
     return [{"lane": f"l{i}", "strategy": f"Lane {i}", "status": "finished", "accuracy": a, "wall_s": 1.0,
-             "trainable_params": 1, "total_params": 2} for i, a in enumerate(accs)]
+             "trainable_params": 1, "total_params": 2, "epochs_run": 3, "steps_run": 9, "schedule_note": ""}
+            for i, a in enumerate(accs)]
 
 
 def test_the_verdict_and_the_table_write_an_accuracy_the_same_way():

@@ -13,7 +13,7 @@ import streamlit as st
 from tl_core.jobs.manager import Job
 from tl_core.fmt import pct
 from tl_core.jobs.progress import run_progress
-from tl_core.training.history import History
+from tl_core.training.history import History, what_ran
 from tl_core.training.records import RunResult
 from ui import live
 from ui.charts import training as charts
@@ -75,6 +75,7 @@ def show_result(res: RunResult, key_prefix: str, summary: str, n_classes: int | 
         st.warning(f"{res.reason} {summary}.", icon=":material/stop_circle:")
     else:
         st.error(res.reason, icon=":material/error:")
+    st.caption(f":material/schedule: {what_ran(res)}")  # what ran, and why it differs from the plan
     h = History.from_result(res)
     show_notices(h.events)
     for name, c in charts.live_charts(h, n_classes, status=res.status).items():

@@ -22,7 +22,7 @@ import streamlit as st
 from tl_core.classroom.polls import ClassClosed, get_registry, new_member
 from tl_core.classroom.presets import (URL_CLASS, URL_PRESET, URL_SEED, URL_VIEW, Preset, find_preset, get_preset,
                                        parse_scenario)
-from tl_core.training.plan import Plan, make_plan
+from tl_core.training.plan import Plan, make_plan, recipe_for
 
 PERSIST = "session"  # pass as persist_state= to keep a widget's value across page switches (needs key=)
 
@@ -118,7 +118,7 @@ def _own() -> dict[str, Default]:
             "own.editor": ClassEditor,  # the class-by-class editor (tl_core.data.own.ClassEditor)
             "own.class_error": None, "own.arch": "shapesnet",
             "own.strategy": None,  # None until the page picks the default for the architecture and device
-            "own.epochs": 10, "own.min_steps": DEFAULT_MIN_STEPS, "own.lr": 3e-3,
+            "own.epochs": 10, "own.min_steps": DEFAULT_MIN_STEPS, "own.lr": lambda: recipe_for("shapesnet").lr,
             "own.val_fraction": DEFAULT_VAL_FRACTION, "own.confirm": False}
 
 

@@ -88,7 +88,8 @@ def race_table(lanes: list[Lane], results: dict[str, RunResult]) -> list[dict]:
             continue
         rows.append({"lane": lane.key, "strategy": lane.label, "status": r.status,
                      "accuracy": r.final_val_acc, "wall_s": round(r.wall_s, 2),
-                     "trainable_params": r.trainable_params, "total_params": r.total_params})
+                     "trainable_params": r.trainable_params, "total_params": r.total_params,
+                     "epochs_run": r.epochs_run, "steps_run": r.steps_run, "schedule_note": r.schedule_note})
     return sorted(rows, key=lambda row: -(row["accuracy"] if row["accuracy"] is not None else -1))
 
 
@@ -173,8 +174,10 @@ def race_rows_for_display(rows: list[dict], *, as_shown: bool = False) -> list[d
         return x if x is None or not as_shown else accuracy_value(x)
 
     return [{"Rank": i + 1, "Strategy": r["strategy"], "Validation accuracy": acc(r["accuracy"]),
-             "Wall time (s)": r["wall_s"], "Trainable parameters": r["trainable_params"],
-             "Total parameters": r["total_params"], "Status": r["status"]} for i, r in enumerate(rows)]
+             "Epochs run": r["epochs_run"], "Steps run": r["steps_run"], "Wall time (s)": r["wall_s"],
+             "Trainable parameters": r["trainable_params"], "Total parameters": r["total_params"],
+             "Status": r["status"], "Why the epochs differ from the plan": r["schedule_note"]}
+            for i, r in enumerate(rows)]
 
 
 def race_verdict(rows: list[dict], predicted: str | None) -> str:

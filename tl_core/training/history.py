@@ -81,12 +81,12 @@ class History:
     def from_result(cls, result: RunResult) -> History:
         """A History from a finished, cancelled or diverged run."""
         h = cls()
-        h.add(StartRecord(total_steps=len(result.steps), epochs=len(result.epochs), groups=tuple(result.groups),
-                          frozen=tuple(g for g in result.groups if g in result.frozen), cached=result.cached_prefix))
+        h.add(StartRecord(total_steps=result.steps_scheduled or len(result.steps),
+                          epochs=result.epochs_scheduled or len(result.epochs), groups=tuple(result.groups),
+                          frozen=tuple(g for g in result.groups if g in result.frozen), cached=result.cached_prefix,
+                          epochs_planned=result.epochs_planned, schedule_note=result.schedule_note))
         for rec in (*result.events, *result.steps, *result.epochs):
             h.add(rec)
-        if result.status == "finished":  # a finished run did all it planned
-            h.total_steps, h.total_epochs = len(result.steps), len(result.epochs)
         return h
 
     @property
@@ -150,3 +150,18 @@ def steps_csv(result: RunResult) -> str:
                     *("" if s.grad_norm.get(g) is None else s.grad_norm[g] for g in groups),
                     *("" if ratio.get(g) is None else ratio[g] for g in groups)])
     return buf.getvalue()
+
+
+def what_ran(result: RunResult) -> str:
+    """The epochs and optimiser steps a run actually took, and why they differ from its plan, in a sentence.
+
+    Args:
+        result: A finished, stopped or diverged run.
+
+    Returns:
+        E.g. "Ran 25 epochs (100 optimiser steps). 5 images per class make 4 steps per epoch: running 25 epochs
+        instead of 10 so training gets at least 100 steps."
+    """
+    epochs = f"{result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'}"
+    text = f"Ran {epochs} ({result.steps_run} optimiser step{'' if result.steps_run == 1 else 's'})."
+    return f"{text} {result.schedule_note}" if result.schedule_note else text

@@ -13,7 +13,6 @@ from typing import Any
 from tl_core.data import shapes
 from tl_core.models.registry import get_spec
 from tl_core.training.plan import Plan, fit_batch_size, make_plan
-from tl_core.training.records import RunResult
 
 # Plan fields the form edits (the seed is app-wide and comes from the sidebar).
 FORM_FIELDS: tuple[str, ...] = ("arch", "strategy", "frozen", "cut_after", "lr", "bn_policy", "unfreeze_every",
@@ -103,7 +102,8 @@ def checked_plan(values: dict[str, Any], *, seed: int, n_per_class: int, similar
 
 def restructure(values: dict[str, Any]) -> dict[str, Any]:
     """Form values after the architecture, strategy or cut point changed: that strategy's default frozen groups,
-    cut point and per-group LR multipliers; every other setting is kept.
+    cut point, per-group LR multipliers, and the architecture's fine-tuning recipe (learning rate, optimizer, weight
+    decay: tl_core.training.plan.recipe_for); every other setting is kept.
 
     Args:
         values: The current form values (with the new arch / strategy / cut_after).
@@ -121,7 +121,7 @@ def restructure(values: dict[str, Any]) -> dict[str, Any]:
     default = make_plan(values["strategy"], arch=values["arch"], cut_after=cut)
     new = {k: v for k, v in values.items() if not k.startswith(MULT_PREFIX)}
     defaults = form_values(default)
-    for k in ("frozen", "cut_after", *(k for k in defaults if k.startswith(MULT_PREFIX))):
+    for k in ("frozen", "cut_after", "lr", "optimizer", "weight_decay", *(k for k in defaults if k.startswith(MULT_PREFIX))):
         new[k] = defaults[k]
     return new
 
@@ -190,8 +190,8 @@ def needs_estimate(plan: Plan, on_cpu: bool) -> bool:
     return on_cpu and plan.spec.torchvision and not is_cached(plan)
 
 
-def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: int = 10, lr: float = 3e-3, seed: int = 0,
-             batch_size: int = 32, augment: bool = False, min_steps: int = 0) -> Plan:
+def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: int = 10, lr: float | None = None,
+             seed: int = 0, batch_size: int = 32, augment: bool = False, min_steps: int = 0) -> Plan:
     """A plan for the learner's data: the strategy's usual freezing, with the batch fitted to the data.
 
     Args:
@@ -200,7 +200,7 @@ def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: 
         n_train: Training images after the split.
         n_classes: Classes in the data.
         epochs: Passes over the training data.
-        lr: Base learning rate.
+        lr: Base learning rate (default: the architecture's fine-tuning recipe, tl_core.training.plan.recipe_for).
         seed: Seeds the weights and the shuffling.
         batch_size: Largest batch; lowered to n_train if the data is smaller.
         augment: Random flips and shifts (turns the feature cache off).
@@ -213,8 +213,8 @@ def own_plan(arch: str, strategy: str, n_train: int, n_classes: int, *, epochs: 
     Raises:
         ValueError: If the plan cannot run on this data, saying what to change.
     """
-    plan = make_plan(strategy, arch=arch, epochs=epochs, lr=lr, seed=seed, augment=augment, min_steps=min_steps,
-                     batch_size=max(1, min(batch_size, n_train)))
+    plan = make_plan(strategy, arch=arch, epochs=epochs, seed=seed, augment=augment, min_steps=min_steps,
+                     batch_size=max(1, min(batch_size, n_train)), **({} if lr is None else {"lr": lr}))
     return plan.validate_for_data(n_train, n_classes)
 
 
@@ -235,21 +235,3 @@ def schedule_note(plan: Plan, n_train: int) -> str:
     return (f"{plan.epochs} epochs of {steps} would be only {plan.epochs * per_epoch} optimiser steps, so the run "
             f"repeats to {epochs} epochs ({epochs * per_epoch} steps) to reach the minimum of {plan.min_steps} "
             f"steps.")
-
-
-def ran_note(result: RunResult) -> str:
-    """What a finished (or stopped) run really trained: its epochs and optimiser steps, and why they differ from the
-    plan's epochs, for the run's summary.
-
-    Returns:
-        e.g. "100 epochs (100 optimiser steps) were run; the plan asked for 10: the minimum of 100 steps raised them".
-    """
-    plan = Plan.from_dict(result.plan)
-    epochs, steps = len(result.epochs), len(result.steps)
-    ran = f"{epochs} epoch{'s' if epochs != 1 else ''} ({steps} optimiser step{'s' if steps != 1 else ''}) were run"
-    if epochs > plan.epochs:
-        return f"{ran}; the plan asked for {plan.epochs}: the minimum of {plan.min_steps} steps raised them"
-    if epochs < plan.epochs and result.status != "finished":
-        why = "was stopped" if result.status == "cancelled" else "diverged"
-        return f"{ran} of the {plan.epochs} planned: the run {why}"
-    return ran
