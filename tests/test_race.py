@@ -115,3 +115,12 @@ def test_a_non_deterministic_gpu_race_is_never_shared(monkeypatch):
     mgr.cancel(a.id), mgr.cancel(b.id)
     gate.set()
     assert blocker.wait(10) and a.state == b.state == "cancelled"
+
+
+def test_a_plan_that_says_it_is_not_deterministic_is_never_shared():
+    from tl_core.jobs.work import TrainJob, runs_deterministically
+
+    data = DataSpec(n_per_class=5, seed=2)
+    steady, flaky = make_plan("finetune_top", seed=2), make_plan("finetune_top", seed=2, deterministic=False)
+    assert runs_deterministically(steady) and TrainJob(steady, data).share_key() is not None
+    assert not runs_deterministically(flaky) and TrainJob(flaky, data).share_key() is None

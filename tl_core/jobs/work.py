@@ -68,7 +68,7 @@ def runs_deterministically(plan: Plan) -> bool:
     """Whether a plan's result is the same every time it runs here with its seed: on the CPU it is (the trainer
     seeds everything); on a GPU only with PyTorch's deterministic algorithms on; never for a plan that says so
     (`plan.deterministic` is False)."""
-    if getattr(plan, "deterministic", True) is False:
+    if not plan.deterministic:
         return False
     if plan.device == "cpu":
         return True

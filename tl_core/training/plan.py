@@ -70,6 +70,7 @@ class Plan:
     augment: bool = False  # random flips and shifts; turns off the frozen-feature cache
     seed: int = 0  # seeds weights, shuffling and augmentation
     device: str = "auto"  # "auto" picks CUDA, then MPS, then the CPU
+    deterministic: bool = True  # False: the result may differ between runs with this seed, so it is never shared
 
     # ---- derived facts -------------------------------------------------------------------------
     @property
