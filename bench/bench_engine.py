@@ -160,7 +160,7 @@ def race_wall_s() -> dict:
     from tl_core.experiments.race import race_lanes, run_race
     from tl_core.data.datasets import DataSpec, make_data
 
-    source.load_source_model.cache_clear()
+    source.forget_loaded()
     make_data.cache_clear()
     t0 = time.perf_counter()
     base = source.load_source_model().model

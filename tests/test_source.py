@@ -52,3 +52,21 @@ def test_pickled_code_is_not_executed(tmp_path):
     manifest_file.write_text(json.dumps(manifest))
     with pytest.raises(Exception, match="Weights only load failed|weights_only"):
         load_source_model_from(model_file, manifest_file)
+
+
+def test_a_process_handed_the_model_uses_it_and_can_forget_it():
+    from tl_core.models import source
+
+    shipped = load_source_model()
+    handed = source.source_model_from_bytes(MODEL_FILE.read_bytes(), json.loads(MANIFEST_FILE.read_text()), "handed")
+    assert handed.model is not shipped.model
+    try:
+        source.use_source_model(handed)
+        assert load_source_model() is handed  # a Ray worker trains from the copy it was sent
+    finally:
+        source.forget_loaded()
+    reread = load_source_model()
+    assert reread is not handed and reread is not shipped  # read from the files again
+    assert all(torch.equal(a, b) for a, b in zip(reread.model.state_dict().values(), shipped.model.state_dict().values()))
+    with pytest.raises(SourceModelError, match="does not match its manifest"):
+        source.source_model_from_bytes(MODEL_FILE.read_bytes() + b"x", json.loads(MANIFEST_FILE.read_text()))

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import io
 import itertools
 import os
 import pickle
@@ -104,33 +102,17 @@ def _fetch_once(ref: ray.ObjectRef) -> Any:
 
 
 def adopt_source_model(payload: SourcePayload) -> None:
-    """Make this process's shipped source model the one from the object store (checked against its manifest).
-
-    tl_core loads the source model through `tl_core.models.source.load_source_model()`, looked up at call time; this
-    points that name at the shipped copy, so a worker never needs the assets folder on its own disk.
+    """Make this process's shipped source model the one from the object store (checked against its manifest, loaded
+    with weights_only=True: tl_core.models.source.source_model_from_bytes), so a worker never needs the assets
+    folder on its own disk.
 
     Raises:
         SourceModelError: If the bytes do not match the manifest's checksum or do not fit ShapesNet.
     """
-    import torch
-
     from tl_core.models import source
-    from tl_core.models.networks import ShapesNet
 
-    digest = hashlib.sha256(payload.weights).hexdigest()
-    if digest != payload.manifest.get("sha256"):
-        raise source.SourceModelError(f"The source model in Ray's object store does not match its manifest (sha256 "
-                                      f"{digest[:12]}…). {source.REBUILD_HINT}")
-    state = torch.load(io.BytesIO(payload.weights), map_location="cpu", weights_only=True)
-    model = ShapesNet(num_classes=len(payload.manifest["classes"]))
-    model.load_state_dict(state)
-    shipped = source.SourceModel(model.eval(), dict(payload.manifest))
-
-    def load_shipped_source_model() -> source.SourceModel:
-        """The shipped source model, from Ray's object store (shared: never mutate it)."""
-        return shipped
-
-    source.load_source_model = load_shipped_source_model
+    source.use_source_model(source.source_model_from_bytes(payload.weights, payload.manifest,
+                                                           "the source model in Ray's object store"))
 
 
 def _prepare(fn: Callable[[JobContext], Any], shared: _Shared) -> Callable[[JobContext], Any]:
