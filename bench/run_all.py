@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 MODULES = ["bench_shapes", "bench_engine", "bench_ui", "bench_arch", "bench_owndata", "bench_labs", "bench_classroom",
-           "bench_startup"]
+           "bench_startup", "bench_ray", "replicas"]
 
 
 def main(argv: list[str]) -> int:

@@ -121,18 +121,12 @@ def _missing_weights(arch: str) -> None:
     if not ALLOW_DOWNLOADS:
         st.warning(status.how_to_get(), icon=":material/inventory_2:")
         return
-    st.warning(f"**ImageNet weights for `{arch}` are not on this machine.** The model needs them to recognise "
-               f"anything: without them its layers are random. The file `{status.filename}` "
-               f"({status.size_mb:.1f} MB) can be downloaded now, or, offline, put in place by hand.",
-               icon=":material/inventory_2:")
+    st.warning(status.how_to_get(download_offered=True), icon=":material/inventory_2:")
     if st.button(f":material/download: Download {status.filename} ({status.size_mb:.0f} MB) now",
                  key=P + "download"):
         _download(arch)
     with st.expander(":material/wifi_off: On a machine without internet"):
-        st.markdown(f"1. On a computer with internet access and this project, run "
-                    f"`python -m tl_core.models.fetch_weights {arch}` (or download {status.url} in a browser).\n"
-                    f"2. Copy `{status.filename}` into this folder on the server: `{status.path.parent}`\n"
-                    f"3. Reload the page.")
+        st.markdown(status.offline_steps())
 
 
 # ---- the page ---------------------------------------------------------------------------------------------------

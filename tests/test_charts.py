@@ -1,4 +1,5 @@
-"""Tests for tl_core.figures: charts and takeaways built from real tiny runs, checked against the runs' own numbers."""
+"""Charts (ui.charts.training, ui.charts.race), run history and progress texts: takeaways built from real tiny runs,
+checked against the runs' own numbers."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Tests for tl_core.owntrain: class names, all-or-nothing additions, sizes and default plans per architecture,
-the counts chart's takeaway, previews, and a real background run on a learner-style dataset."""
+"""The own-images plan and jobs (tl_core.data.own, tl_core.training.planform, ui.charts.own_data, tl_core.jobs.work):
+class names, all-or-nothing additions, sizes and default plans per architecture, the counts chart's takeaway,
+previews, and a real background run on a learner-style dataset."""
 
 from __future__ import annotations
 

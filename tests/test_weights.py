@@ -94,7 +94,10 @@ def test_status_of_missing_weights_names_file_and_folder(tmp_path: Path) -> None
     text = s.how_to_get()
     assert s.filename in text and str(cache_folder(tmp_path)) in text
     assert "python -m tl_core.models.fetch_weights mobilenet_v3_small" in text
-    assert f"{s.size_mb:.1f} MB" in text
+    assert f"{s.size_mb:.1f} MB" in text and "does not download it by itself" in text
+    offered = s.how_to_get(download_offered=True)  # a page with a download button must not say it never downloads
+    assert "can be downloaded now" in offered and "does not download" not in offered
+    assert s.offline_steps() in text and s.offline_steps() not in offered
 
 
 def test_status_follows_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

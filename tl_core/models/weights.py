@@ -70,18 +70,30 @@ class WeightsStatus:
     size_mb: float  # size of the file in MB, from torchvision's metadata
     url: str  # where torchvision downloads it from
 
-    def how_to_get(self) -> str:
-        """Markdown telling the reader what is missing and how to put it in place on an offline machine."""
+    def how_to_get(self, download_offered: bool = False) -> str:
+        """Markdown telling the reader what is missing and how to get it.
+
+        Args:
+            download_offered: The page offers a download button (the server may download), so the text says the file
+                can be downloaded now and leaves the offline steps to `offline_steps()`; otherwise it says the app
+                does not download by itself and gives those steps.
+        """
         if self.available:
             return f"ImageNet weights for `{self.arch}` are ready: `{self.path}`."
-        return (
-            f"**ImageNet weights for `{self.arch}` are not on this machine.** The file `{self.filename}` "
-            f"({self.size_mb:.1f} MB) is missing, and the app does not download it by itself.\n\n"
-            f"1. On a computer with internet access and this project, run "
-            f"`python -m tl_core.models.fetch_weights {self.arch}` (or download {self.url} in a browser).\n"
-            f"2. Copy `{self.filename}` into this folder on the server: `{self.path.parent}`\n"
-            f"3. Reload the page."
-        )
+        missing = f"**ImageNet weights for `{self.arch}` are not on this machine.**"
+        if download_offered:
+            return (f"{missing} The model needs them to recognise anything: without them its layers are random. "
+                    f"The file `{self.filename}` ({self.size_mb:.1f} MB) can be downloaded now, or, offline, "
+                    f"put in place by hand.")
+        return (f"{missing} The file `{self.filename}` ({self.size_mb:.1f} MB) is missing, and the app does not "
+                f"download it by itself.\n\n{self.offline_steps()}")
+
+    def offline_steps(self) -> str:
+        """The numbered steps that put the file in place on a server without internet."""
+        return (f"1. On a computer with internet access and this project, run "
+                f"`python -m tl_core.models.fetch_weights {self.arch}` (or download {self.url} in a browser).\n"
+                f"2. Copy `{self.filename}` into this folder on the server: `{self.path.parent}`\n"
+                f"3. Reload the page.")
 
 
 class WeightsUnavailable(ValueError):
