@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from tl_core.experiments import demo_for
 from tl_core.teaching.content import WORKED_CASES, WorkedCase
 from tl_core.teaching.matrix import QUESTIONS, TABLE_COLUMNS, as_is_note, classify, pan_yang_table
-from ui.charts import theme
 from ui.charts.diagrams import tree_dot
 from ui import quiz
+from ui.render import markdown_table
 from ui.state import PERSIST, init_state
 
 KEYS = ("source_labels", "target_labels", "same_domain", "same_task")  # classify's order; widget keys "matrix.<k>"
@@ -70,16 +69,9 @@ st.caption("**Takeaway:** the target's labels decide first; without them you nee
            "whose name does not fit them.")
 
 st.subheader("Pan & Yang's table of settings")
-table = pd.DataFrame(pan_yang_table(), columns=list(TABLE_COLUMNS))
-table.insert(0, "You", ["← your answers" if i == setting.table_row else "" for i in range(len(table))])
-
-
-def _highlight(row: pd.Series) -> list[str]:
-    on = row.name == setting.table_row
-    return [f"background-color: {theme.BLUE}; color: white; font-weight: bold" if on else ""] * len(row)
-
-
-st.table(table.style.apply(_highlight, axis=1), hide_index=True)  # a static table: its text wraps to the page
+rows = [["← your answers" if i == setting.table_row else "", *(row[c] for c in TABLE_COLUMNS)]
+        for i, row in enumerate(pan_yang_table())]
+st.markdown(markdown_table(["You", *TABLE_COLUMNS], rows, highlight=setting.table_row))
 if setting.table_row is None:
     st.caption("**Takeaway:** your answers fit no row of the table; the headline above says why.")
 elif setting.on_table:

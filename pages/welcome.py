@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from tl_core.teaching import content
-
-from tl_core.data import shapes
 from ui.charts.diagrams import traditional_vs_transfer_dot
 from ui import quiz
 from ui.state import init_state
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PREVIEW_PER_CLASS = 4  # images per class in each preview grid
 
@@ -18,6 +20,8 @@ PREVIEW_PER_CLASS = 4  # images per class in each preview grid
 @st.cache_data(show_spinner=False)
 def _preview(similarity: float | None, seed: int) -> tuple[np.ndarray, str, tuple[str, ...]]:
     """A preview grid of the source data (similarity None) or of a target at a similarity, with its description."""
+    from tl_core.data import shapes  # here, not at the top: numpy's import would hold up the first page's title
+
     data = (shapes.make_source(PREVIEW_PER_CLASS, seed=seed, split="train") if similarity is None
             else shapes.make_target(similarity, PREVIEW_PER_CLASS, seed=seed, split="train"))
     return shapes.preview_grid(data, n_per_class=PREVIEW_PER_CLASS, scale=3), data.spec.describe(), data.classes

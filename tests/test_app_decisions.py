@@ -104,8 +104,10 @@ def test_matrix_page_shows_the_right_setting_for_all_16_answers(app: AppTest):
         assert headline in shown and not (headlines - {headline}) & shown, (answers, shown)
         tricky = answers[0] and not answers[1]
         assert any("Tricky" in w.value for w in app.warning) == tricky, answers
-        table = app.table[0].value
-        marked = [i for i, mark in enumerate(table["You"]) if mark]
+        table = next(m.value for m in app.markdown if m.value.startswith("| You |")).splitlines()[2:]
+        marked = [i for i, row in enumerate(table) if "← your answers" in row]
+        bold = [i for i, row in enumerate(table) if ":blue-background[" in row]
+        assert len(table) == 4 and marked == bold, answers  # the marked row is the highlighted one
         assert marked == ([] if TABLE_ROW[_name(headline)] is None else [TABLE_ROW[_name(headline)]]), answers
         tree = app.get("graphviz_chart")[0].proto.spec
         assert tree.count('fontcolor="white"') == 1  # exactly one highlighted leaf

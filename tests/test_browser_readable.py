@@ -92,7 +92,7 @@ def test_decision_pages_are_readable_at_1366(chromium: dict[str, Any], serve_app
             sizes = tree.evaluate(_TEXT_SIZES_JS)
             assert len(sizes) > 30 and not _small(sizes), _small(sizes)  # was about 5.8 px in a 553 px column
             main = page.locator('[data-testid="stMainBlockContainer"]').evaluate(_BOX_JS)
-            table = page.locator('[data-testid="stTable"]').first
+            table = page.locator('[data-testid="stMarkdownContainer"] table').filter(has_text="Learning strategy").first
             table.scroll_into_view_if_needed()
             assert _inside(table.evaluate(_BOX_JS), main)  # its last columns were off-screen
             assert table.evaluate("(el) => el.scrollWidth <= el.clientWidth + 1")  # nothing to scroll sideways

@@ -5,6 +5,7 @@ The figures themselves are built in ui.charts (plotly only, testable without a r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -34,6 +35,29 @@ PROJECTOR_CSS = """<style>
 [data-testid="stHeading"] h3, [data-testid="stMarkdownContainer"] h3 {font-size: 36px;}
 [data-testid="stMarkdownContainer"] h4 {font-size: 32px;}
 </style>"""
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]], highlight: int | None = None) -> str:
+    """A static table as Markdown (its text wraps to the page, and it needs no pandas: a light page stays light).
+
+    Args:
+        columns: The header cells.
+        rows: One sequence of cells per row, as many as columns; "|" and brackets in cells are escaped.
+        highlight: The index of a row to mark: its cells bold on the theme's blue background; None marks none.
+
+    Raises:
+        ValueError: If a row has a different number of cells than there are columns.
+    """
+    def cell(text: str, on: bool) -> str:
+        text = str(text).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+        return f":blue-background[:blue[**{text}**]]" if on and text else text
+
+    lines = ["| " + " | ".join(cell(c, False) for c in columns) + " |", "|" + "---|" * len(columns)]
+    for i, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise ValueError(f"Row {i} has {len(row)} cells; the table has {len(columns)} columns.")
+        lines.append("| " + " | ".join(cell(c, i == highlight) for c in row) + " |")
+    return "\n".join(lines)
 
 
 def projector_style() -> None:

@@ -17,7 +17,7 @@ import traceback
 
 # What the pages that train import (directly or through ui.*), heaviest first.
 MODULES: tuple[str, ...] = (
-    "torch", "torchvision", "pandas", "plotly.graph_objects",
+    "torch", "pandas", "plotly.graph_objects",
     "tl_core.training.trainer", "tl_core.data.datasets", "tl_core.models.source", "tl_core.models.weights",
     "tl_core.models.inference", "tl_core.models.summary", "tl_core.models.demos", "tl_core.experiments.race",
     "tl_core.experiments.lab", "tl_core.experiments.similarity", "tl_core.jobs.work", "tl_core.training.codegen",

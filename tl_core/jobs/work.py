@@ -39,10 +39,9 @@ if TYPE_CHECKING:
 def library_version() -> str:
     """A fingerprint of the code that computes a run: every tl_core source file, torch's and torchvision's
     versions. Any change to the library gives new share keys, so a cached result never outlives its code."""
-    import torch
-    import torchvision
+    from importlib.metadata import version  # the installed versions, without importing torchvision (2 s)
 
-    h = hashlib.sha256(f"torch {torch.__version__} torchvision {torchvision.__version__}".encode())
+    h = hashlib.sha256(f"torch {version('torch')} torchvision {version('torchvision')}".encode())
     root = Path(__file__).resolve().parents[1]
     for path in sorted(root.rglob("*.py")):
         h.update(str(path.relative_to(root)).encode())

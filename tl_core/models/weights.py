@@ -20,13 +20,15 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torchvision
 
 from tl_core.models.networks import IMAGENET_CLASSES, build_model, layout_for
 from tl_core.models.registry import ARCHS, get_spec
+
+if TYPE_CHECKING:
+    import torchvision
 
 DEFAULT_MAX_STATE_BYTES = 1024 * 2**20  # largest weights file load_state_dict_file accepts by default
 _HASH = re.compile(r"-([a-f0-9]*)\.")  # torch.hub's convention: the sha256 prefix sits in the file name
@@ -51,6 +53,8 @@ def imagenet_weights(arch: str) -> torchvision.models.WeightsEnum:
     if not spec.torchvision:
         raise ValueError(f"{arch} has no ImageNet weights: it is the playbook's own network and its weights ship "
                          f"in assets/. Pick a torchvision architecture such as resnet18.")
+    import torchvision  # here: a server that only ever trains the built-in network never pays its 2 s import
+
     return torchvision.models.get_model_weights(arch).DEFAULT
 
 
