@@ -18,13 +18,7 @@ from tl_core.experiments.adaptation import LOOKS, reverse_grad, train_dann
 from tl_core.experiments.common import encoder, source_net, tensors
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small batches: one thread is faster than two on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny batches (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from tl_core.training.plan import BN_POLICIES, STRATEGIES, make_plan
 from tl_core.training.records import StepRecord
 from tl_core.training.trainer import Trainer
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of two images: one thread is faster than two, and immune to a busy neighbour's spinning threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny batches (conftest)
 
 
 REFUSED: dict[tuple[str, str, bool, str], str] = {}  # (arch, strategy, augment, bn_policy) -> the plan's reason
