@@ -22,6 +22,10 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of two workers on two cores (pytest.ini): one compute thread each, in
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # this process and the scripts and servers it starts, else
+        os.environ.setdefault(_var, "1")  # four spinning OpenMP threads share two cores and every run takes 3-7x as long
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; never `playwright install`
@@ -235,3 +239,16 @@ def serve_app(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager
     """serve_app(env=None): a context manager that runs the app in a real streamlit server and yields its URL (a
     str, with `.proc` and `.alive_for(seconds)`; the server's output goes to tmp_path/streamlit.log)."""
     return lambda env=None: _serve(tmp_path / "streamlit.log", env)
+
+
+# Files whose tests start servers, browsers or a Ray instance: under pytest-xdist (pytest.ini: two workers, one per
+# core) they run one after another on one worker, so that two of them never share the machine's two cores; the
+# library and AppTest tests fill the other worker meanwhile.
+SERVER_FILES = {"test_browser.py", "test_browser_quiz.py", "test_browser_readable.py", "test_browser_upload.py",
+                "test_ray.py", "test_replicas.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERVER_FILES:
+            item.add_marker(pytest.mark.xdist_group("servers"))
