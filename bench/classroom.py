@@ -1,16 +1,17 @@
 """Classroom load test: a class opens the instructor's link on one server and everyone starts the race within seconds.
 
-Part 1, in this process: N simulated students (default 30), each a whole-app AppTest (its own session, its own
-owner in the job manager) driven from its own thread: open the class link (`?preset=few_similar&seed=S`), go to the
-race, predict, press Start at a random moment within START_WINDOW_S, then redraw like the browser's live fragment
-does (at the page's own interval, ui.live.redraw_every: every 0.5 s while running, 2 s while queued, slower when many
-sessions redraw at once) until the results are drawn. Two scenarios: `class_link`, where everyone has the same link and seed (identical races, which the job
-manager shares: one computation), and `distinct`, where every student has their own seed (nothing can be shared:
-the fair queue serves them in turn). Seeds are fresh for every scenario, so no result comes from an earlier one. All races go through the one
-process-wide job manager (tl_core.jobs.manager.get_manager), exactly as on a server. AppTest's run() swaps process-wide
-globals (streamlit's Runtime instance, config.get_option, PagesManager's mode), so two runs at once crash ("Runtime
-hasn't been created!"): the students' page runs take turns through one lock, while their races train concurrently
-on the manager's worker threads. (On a real server the scripts share one interpreter lock anyway.)
+Part 1, in this process: N simulated students (default 30), each a whole-app AppTest (its own session, its own owner in
+the job manager) driven from its own thread: open the class link (`?preset=few_similar&seed=S`), go to the race,
+predict, press Start at a random moment within START_WINDOW_S, then redraw like the browser's live fragment does (at
+the page's own interval, ui.live.redraw_every: every 0.5 s while running, 2 s next in the queue and 2 s more per run
+ahead, slower when many sessions redraw at once) until the results are drawn. Two scenarios: `class_link`, where
+everyone has the same link and seed (identical races, which the job manager shares: one computation), and `distinct`,
+where every student has their own seed (nothing can be shared: the fair queue serves them in turn). Seeds are fresh for
+every scenario, so no result comes from an earlier one. All races go through the one process-wide job manager
+(tl_core.jobs.manager.get_manager), exactly as on a server. AppTest's run() swaps process-wide globals (streamlit's
+Runtime instance, config.get_option, PagesManager's mode), so two runs at once crash ("Runtime hasn't been created!"):
+the students' page runs take turns through one lock, while their races train concurrently on the manager's worker
+threads. (On a real server the scripts share one interpreter lock anyway.)
 
 Part 2, a real server (skipped without Debian's chromium): `streamlit run app.py` as a subprocess; idle browser tabs
 on the welcome page measure the server's memory per session; then the class poll: an instructor's Chromium opens a

@@ -240,3 +240,25 @@ def test_a_reload_is_the_same_student_in_a_new_tab():
     solo = mgr.submit(Keyed("s", gate, started), owner="t1")
     mgr.attach(solo.id, "t2", replacing="t1")
     assert mgr.detach(solo.id, "t1") == 0 and solo.wait(10) and solo.state == CANCELLED  # either tab's Stop stops it
+
+
+def test_queued_pages_redraw_less_often_the_further_back_they_wait(monkeypatch: pytest.MonkeyPatch):
+    from ui import live
+
+    mgr = JobManager(limit=1)
+    monkeypatch.setattr(live, "get_manager", lambda: mgr)
+    gate, started = threading.Event(), []
+    jobs = [mgr.submit(_blocking(gate, started, f"j{i}"), owner=f"s{i}") for i in range(30)]
+    try:
+        every = [live.redraw_every(j) for j in jobs]
+        assert every[0] == live.LIVE_EVERY_S  # running, alone
+        assert every[1] == every[2] == live.QUEUED_EVERY_S  # next in line (0 ahead) and 1 ahead: every step
+        assert every[5] == 4 * live.QUEUED_EVERY_S_PER_RUN_AHEAD  # 4 runs ahead of it
+        assert every[-1] == live.QUEUED_MAX_EVERY_S  # 28 ahead: rarely, but it does redraw
+        assert every[1:] == sorted(every[1:])
+        assert sum(1 / e for e in every[1:]) < 3.0  # 29 waiting pages: under 3 redraws a second in all
+        assert live.redraw_every(None) is None
+    finally:
+        gate.set()
+        mgr.wait_idle(10)
+    assert live.redraw_every(jobs[-1]) is None  # done: no more redraws

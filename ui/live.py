@@ -44,9 +44,10 @@ from ui import session
 from ui.state import SLOT_SUFFIXES
 
 LIVE_EVERY_S = 0.5  # the fragment's redraw interval while a job runs (also the UI benchmark's)
-QUEUED_EVERY_S = 2.0  # ... and while it waits in the queue (only the position is shown then)
+QUEUED_EVERY_S = 2.0  # ... and while it waits in the queue, next in line (only the position is shown then)
+QUEUED_EVERY_S_PER_RUN_AHEAD = 2.0  # further back, every 2 s per run ahead of it (its position changes that slowly)
+QUEUED_MAX_EVERY_S = 20.0  # ... but at least this often (28 waiting: the queue redraws ~3 times a second in all)
 SHARED_REDRAWS_PER_S = 8.0  # a run's watchers redraw at most this often in all (30 on one shared race: every 3.75 s)
-QUEUE_REDRAWS_PER_S = 4.0  # ... and the queued learners' positions too (28 waiting: every 7 s)
 SLOTS_KEY = "live.slots"  # session-state key: every slot this session has used (`start` harvests them all)
 URL_PARAM = "run"
 _URL_KEY = secrets.token_bytes(16)  # signs the ?run= tokens; per server process, like the jobs themselves
@@ -329,14 +330,19 @@ def elapsed(job: Job) -> float:
 
 
 def redraw_every(job: Job | None) -> float | None:
-    """How often a page redraws a job's live view: LIVE_EVERY_S while it runs and QUEUED_EVERY_S while it waits,
-    slower when many sessions redraw at once (a shared run's watchers, a long queue), so that their redraws do not
-    take the CPU from the runs they wait for. None when the job is not active."""
+    """How often a page redraws a job's live view, so that waiting learners' redraws do not take the CPU from the
+    runs they wait for. None when the job is not active.
+
+    Running: every LIVE_EVERY_S, slower when many sessions watch the same shared run. Queued: every QUEUED_EVERY_S
+    when it starts next, and QUEUED_EVERY_S_PER_RUN_AHEAD more per run ahead of it (up to QUEUED_MAX_EVERY_S): the
+    front of the queue sees each step, the back of a long queue redraws rarely, as its position changes rarely.
+    """
     if job is None or not job.active:
         return None
     mgr = get_manager()
     if job.state == QUEUED:
-        return max(QUEUED_EVERY_S, mgr.stats()["queued"] / QUEUE_REDRAWS_PER_S)
+        ahead = mgr.position(job)
+        return min(QUEUED_MAX_EVERY_S, max(QUEUED_EVERY_S, ahead * QUEUED_EVERY_S_PER_RUN_AHEAD))
     return max(LIVE_EVERY_S, mgr.sharers(job) / SHARED_REDRAWS_PER_S)
 
 
