@@ -282,3 +282,36 @@ def test_learner_class_names_are_text_in_the_result_charts_never_markup_or_links
     assert "&lt;b&gt;" in list(per_class.fig.data[0].y)[1] and "](" not in per_class.takeaway
     example = training.misclassified(ev, np.zeros((1, 3, 4, 4), dtype=np.float32), k=1)[0]
     assert "](" not in example.caption and "&#60;b&#62;" in example.caption
+
+
+def test_a_chart_waits_for_a_module_plotly_peeks_at_that_another_thread_is_importing(tmp_path, monkeypatch):
+    """The warm-up imports pandas in the background; plotly reads sys.modules["pandas"] without importing it, and a
+    half-imported pandas crashed the quadrant page ("partially initialized module 'pandas' has no attribute
+    'Series'"). settle_imports() waits for such an import to finish: shown here with a slow stand-in module."""
+    import sys
+    import threading
+    import types
+
+    from ui.charts import theme
+
+    entered, gate = threading.Event(), threading.Event()
+    monkeypatch.setitem(sys.modules, "_tlp_import_gate", types.SimpleNamespace(entered=entered, gate=gate))
+    (tmp_path / "tlp_slow_module.py").write_text(
+        "import _tlp_import_gate as g\ng.entered.set()\ng.gate.wait(30)\nREADY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(theme, "PEEKED_MODULES", ("tlp_slow_module",))
+    importer = threading.Thread(target=__import__, args=("tlp_slow_module",))
+    importer.start()
+    try:
+        assert entered.wait(30)
+        half = sys.modules["tlp_slow_module"]
+        assert not hasattr(half, "READY")  # what plotly would see without the wait
+        threading.Timer(0.2, gate.set).start()
+        theme.settle_imports()
+        assert sys.modules["tlp_slow_module"].READY is True
+    finally:
+        gate.set()
+        importer.join(30)
+        sys.modules.pop("tlp_slow_module", None)
+    fig = theme.figure([dict(type="bar", x=[1], y=[2])], "t", 200)  # and a figure builds as usual
+    assert fig.layout.title.text == "t"

@@ -26,6 +26,7 @@ def plan_groups_figure(plan: Plan) -> go.Figure:
     Returns:
         A plotly figure; each box is labelled with its group, role and learning rate.
     """
+    theme.settle_imports()
     fig = go.Figure()
     seen: set[str] = set()
     for r in layer_roles(plan):

@@ -9,7 +9,9 @@ with a label or a pattern wherever the difference matters. Plotly only: no strea
 from __future__ import annotations
 
 import copy
+import importlib
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,10 +84,27 @@ def axis(title: str | None = None, **kw: Any) -> dict:
     return out
 
 
+# Modules that plotly uses when they are in sys.modules, without importing them (`get_module(name, should_load=False)`
+# in its validators and its JSON encoder). Another thread may be importing one of them at that moment (ui.warm's
+# background import, or another session's page), and a half-imported pandas has no `Series` yet.
+PEEKED_MODULES = ("numpy", "pandas")
+
+
+def settle_imports() -> None:
+    """Wait until no module plotly peeks at is half-imported by another thread (an import of a module that is being
+    initialised blocks on its import lock until it is whole). Call before building or serialising a figure."""
+    for name in PEEKED_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
+            importlib.import_module(name)
+
+
 def figure(data: list[dict], title: str, height: int, **layout: Any) -> go.Figure:
     """A figure from plain dicts in one validated step (much cheaper than plotly's update_* and make_subplots,
     which matters for the live redraws that share the CPU with training)."""
     import plotly.graph_objects as go  # here, not at the top: the diagrams and the palette need no plotly
+
+    settle_imports()
 
     base = dict(title=dict(text=title), height=height, font=FONT, margin=dict(l=10, r=10, t=70, b=10),
                 plot_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
@@ -170,6 +189,7 @@ def for_projector(fig: go.Figure, scale: float = PROJECTOR_SCALE) -> go.Figure:
     """
     import plotly.graph_objects as go
 
+    settle_imports()
     out = go.Figure(copy.deepcopy(fig.to_dict()))
 
     def grow(font: Any, default: float = BASE_SIZE) -> dict:
