@@ -287,7 +287,7 @@ def test_learner_class_names_are_text_in_the_result_charts_never_markup_or_links
 def test_a_chart_waits_for_a_module_plotly_peeks_at_that_another_thread_is_importing(tmp_path, monkeypatch):
     """The warm-up imports pandas in the background; plotly reads sys.modules["pandas"] without importing it, and a
     half-imported pandas crashed the quadrant page ("partially initialized module 'pandas' has no attribute
-    'Series'"). settle_imports() waits for such an import to finish: shown here with a slow stand-in module."""
+    'Series'"). import_peeked_modules() waits for such an import to finish: shown here with a slow stand-in module."""
     import sys
     import threading
     import types
@@ -307,11 +307,14 @@ def test_a_chart_waits_for_a_module_plotly_peeks_at_that_another_thread_is_impor
         half = sys.modules["tlp_slow_module"]
         assert not hasattr(half, "READY")  # what plotly would see without the wait
         threading.Timer(0.2, gate.set).start()
-        theme.settle_imports()
+        theme.import_peeked_modules()
         assert sys.modules["tlp_slow_module"].READY is True
     finally:
         gate.set()
         importer.join(30)
         sys.modules.pop("tlp_slow_module", None)
-    fig = theme.figure([dict(type="bar", x=[1], y=[2])], "t", 200)  # and a figure builds as usual
-    assert fig.layout.title.text == "t"
+    try:  # building a figure imports them whole, when nothing had yet
+        fig = theme.figure([dict(type="bar", x=[1], y=[2])], "t", 200)
+        assert fig.layout.title.text == "t" and sys.modules["tlp_slow_module"].READY is True
+    finally:
+        sys.modules.pop("tlp_slow_module", None)

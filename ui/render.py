@@ -80,7 +80,6 @@ def chart(fig: go.Figure, takeaway: str, *, key: str | None = None) -> None:
         raise ValueError("Every chart needs a title: set fig.update_layout(title=...).")
     if not takeaway.strip():
         raise ValueError("Every chart needs a one-line takeaway under it; pass takeaway='...'.")
-    theme.settle_imports()  # st.plotly_chart serialises it with plotly, which peeks at numpy and pandas
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
     st.caption(f"**Takeaway:** {takeaway}")
 

@@ -26,7 +26,7 @@ def plan_groups_figure(plan: Plan) -> go.Figure:
     Returns:
         A plotly figure; each box is labelled with its group, role and learning rate.
     """
-    theme.settle_imports()
+    theme.import_peeked_modules()
     fig = go.Figure()
     seen: set[str] = set()
     for r in layer_roles(plan):

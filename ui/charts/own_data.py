@@ -40,7 +40,7 @@ def counts_chart(report: ValidationReport) -> Chart:
         title = f"Usable images per class: the {MAX_BARS} smallest of {len(report.classes)} classes"
     counts = [report.counts[c] for c in drawn]
     colours = [theme.VERMILLION if n < MIN_PER_CLASS else theme.BLUE for n in counts]
-    theme.settle_imports()
+    theme.import_peeked_modules()
     fig = go.Figure(go.Bar(x=[html(c) for c in drawn], y=counts, marker=dict(color=colours), text=counts,
                            textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y} images<extra></extra>"))
@@ -138,7 +138,7 @@ def topk_chart(preds: Prediction, model_name: str, truth: str | None = None,
     probs = [p for _, p in preds][::-1]
     colours = [theme.BLUE if i == len(names) - 1 else theme.SKY for i in range(len(names))]
     labels = [html(f"{c} (true class)" if c == truth else c) for c in names]
-    theme.settle_imports()
+    theme.import_peeked_modules()
     fig = go.Figure(go.Bar(
         x=probs, y=labels, orientation="h", marker=dict(color=colours, line=dict(
             color=[theme.BLACK if c == truth else "rgba(0,0,0,0)" for c in names], width=3)),

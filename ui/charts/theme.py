@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import importlib
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -85,18 +84,20 @@ def axis(title: str | None = None, **kw: Any) -> dict:
 
 
 # Modules that plotly uses when they are in sys.modules, without importing them (`get_module(name, should_load=False)`
-# in its validators and its JSON encoder). Another thread may be importing one of them at that moment (ui.warm's
-# background import, or another session's page), and a half-imported pandas has no `Series` yet.
+# in its validators and its JSON encoder). While another thread imports one of them (ui.warm's background import, or
+# another session's page), plotly would see it half-imported: a pandas with no `Series` yet.
 PEEKED_MODULES = ("numpy", "pandas")
 
 
-def settle_imports() -> None:
-    """Wait until no module plotly peeks at is half-imported by another thread (an import of a module that is being
-    initialised blocks on its import lock until it is whole). Call before building or serialising a figure."""
+def import_peeked_modules() -> None:
+    """Import the modules plotly peeks at, whole, before a figure is built (every figure of ui.charts is).
+
+    Once they are imported whole, no import of them can be in flight again, so plotly never sees a half-imported one;
+    an import already in flight in another thread is waited for (its import lock). The first call costs pandas'
+    import (a quarter of a second) where nothing had loaded it yet; later calls are a lookup in sys.modules.
+    """
     for name in PEEKED_MODULES:
-        module = sys.modules.get(name)
-        if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
-            importlib.import_module(name)
+        importlib.import_module(name)
 
 
 def figure(data: list[dict], title: str, height: int, **layout: Any) -> go.Figure:
@@ -104,8 +105,7 @@ def figure(data: list[dict], title: str, height: int, **layout: Any) -> go.Figur
     which matters for the live redraws that share the CPU with training)."""
     import plotly.graph_objects as go  # here, not at the top: the diagrams and the palette need no plotly
 
-    settle_imports()
-
+    import_peeked_modules()
     base = dict(title=dict(text=title), height=height, font=FONT, margin=dict(l=10, r=10, t=70, b=10),
                 plot_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return go.Figure(dict(data=data, layout={**base, **layout}))
@@ -189,7 +189,6 @@ def for_projector(fig: go.Figure, scale: float = PROJECTOR_SCALE) -> go.Figure:
     """
     import plotly.graph_objects as go
 
-    settle_imports()
     out = go.Figure(copy.deepcopy(fig.to_dict()))
 
     def grow(font: Any, default: float = BASE_SIZE) -> dict:
