@@ -22,9 +22,11 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # one of two workers on two cores (pytest.ini): one compute thread each, in
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # this process and the scripts and servers it starts, else
-        os.environ.setdefault(_var, "1")  # four spinning OpenMP threads share two cores and every run takes 3-7x as long
+# One of two pytest-xdist workers on two cores (pytest.ini): one compute thread each, in this process and in the
+# scripts and servers it starts; else four spinning OpenMP threads share two cores and every run takes 3-7x as long.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

@@ -67,6 +67,7 @@ def test_a_process_handed_the_model_uses_it_and_can_forget_it():
         source.forget_loaded()
     reread = load_source_model()
     assert reread is not handed and reread is not shipped  # read from the files again
-    assert all(torch.equal(a, b) for a, b in zip(reread.model.state_dict().values(), shipped.model.state_dict().values()))
+    pairs = zip(reread.model.state_dict().values(), shipped.model.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in pairs)
     with pytest.raises(SourceModelError, match="does not match its manifest"):
         source.source_model_from_bytes(MODEL_FILE.read_bytes() + b"x", json.loads(MANIFEST_FILE.read_text()))

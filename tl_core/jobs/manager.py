@@ -140,9 +140,8 @@ def default_limit() -> int:
     a CUDA GPU will do the training (it does not share well)."""
     import sys
 
-    env = os.environ.get("TLP_MAX_CONCURRENT_JOBS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
+    if limit := positive_int("TLP_MAX_CONCURRENT_JOBS", 0):
+        return limit
     address = os.environ.get("TLP_RAY_ADDRESS", "").strip()
     if address:
         from tl_core.jobs.ray_executor import shared_executor

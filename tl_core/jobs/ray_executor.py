@@ -40,7 +40,7 @@ from typing import Any
 import ray
 from ray import exceptions as ray_errors
 
-from tl_core.settings import positive_int
+from tl_core.settings import flag, positive_int
 from tl_core.jobs.manager import JobContext
 from tl_core.training.records import RecordBuffer
 
@@ -257,7 +257,7 @@ class RayExecutor:
                 return
             if not ray.is_initialized():
                 kwargs: dict[str, Any] = {"address": self.address, **self.init_kwargs}
-                if os.environ.get("TLP_RAY_SHIP_CODE", "1") != "0":  # workers import this very tl_core
+                if flag("TLP_RAY_SHIP_CODE", True):  # workers import this very tl_core
                     kwargs.setdefault("runtime_env", {"py_modules": [str(PACKAGE_DIR)],
                                                       "excludes": ["__pycache__", "*.pyc"]})
                 try:

@@ -121,7 +121,8 @@ def restructure(values: dict[str, Any]) -> dict[str, Any]:
     default = make_plan(values["strategy"], arch=values["arch"], cut_after=cut)
     new = {k: v for k, v in values.items() if not k.startswith(MULT_PREFIX)}
     defaults = form_values(default)
-    for k in ("frozen", "cut_after", "lr", "optimizer", "weight_decay", *(k for k in defaults if k.startswith(MULT_PREFIX))):
+    recipe = ("lr", "optimizer", "weight_decay")
+    for k in ("frozen", "cut_after", *recipe, *(k for k in defaults if k.startswith(MULT_PREFIX))):
         new[k] = defaults[k]
     return new
 

@@ -433,5 +433,6 @@ def misclassified(ev: Evaluation, images: Any, k: int = 8, scale: int = 3) -> li
         img = np.asarray(images[item["index"]], dtype=np.float32)  # (3, H, W)
         tile = np.round(np.clip(img, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)  # (H, W, 3)
         tile = tile.repeat(scale, axis=0).repeat(scale, axis=1)
-        out.append(Example(int(item["index"]), tile, f"{escape.md(item['true'])} → {escape.md(item['pred'])} ({pct(item['prob'])})"))
+        caption = f"{escape.md(item['true'])} → {escape.md(item['pred'])} ({pct(item['prob'])})"
+        out.append(Example(int(item["index"]), tile, caption))
     return out
