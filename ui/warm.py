@@ -1,9 +1,10 @@
 """Warm-up: import torch and the models' modules in the background once the server has served its first page.
 
 The first visit to a page that trains (Train, the race, Architectures, the labs) would otherwise wait 1-4 s for
-torch, torchvision, pandas, plotly and the library to import. `start()` (app.py calls it after every run; it acts
-once per process) imports them on a daemon thread after the first page is drawn, so the welcome page is not slowed
-down, and loads the shipped source model. A page that still needs an import in flight simply waits for that
+torch, pandas, plotly and the library to import. `start()` (app.py calls it after every run; it acts once per
+process) imports them on a daemon thread after the first page is drawn, so the welcome page is not slowed down, and
+loads the shipped source model. torchvision is not among them: it loads (about 2 s) only where an ImageNet
+architecture is used (tl_core.models.weights.imagenet_weights, tl_core.models.networks.build_model). A page that still needs an import in flight simply waits for that
 module; app.py shows its title and a placeholder meanwhile and lets it wait for the whole warm-up (`ready`, `wait`):
 code that peeks at sys.modules (Streamlit's own does) must never see a half-imported module.
 """
